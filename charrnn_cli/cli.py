@@ -1,0 +1,109 @@
+"""The `charrnn` command line: one Typer app, its global options, and the error boundary.
+
+Each subcommand lives in `charrnn_cli/commands/<name>.py` as a thin adapter (parse, call one
+domain function, render). This module and those adapters import only the torch-free layer at
+the top; torch is imported inside the commands that train, evaluate or sample, so `--help`,
+`fetch` and shell completion stay fast.
+
+`main()` is the boundary: a `CharrnnError` becomes one line on stderr and its exit code, a usage
+error one line and exit 2, a closed stdout a quiet exit, and any other exception a one-line
+"internal error" (the traceback with `--debug` or `CHARRNN_DEBUG=1`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from charrnn_cli import __version__, console
+from charrnn_cli.commands import evaluate as eval_cmd
+from charrnn_cli.commands import fetch as fetch_cmd
+from charrnn_cli.commands import info as info_cmd
+from charrnn_cli.commands import runs as runs_cmd
+from charrnn_cli.commands import sample as sample_cmd
+from charrnn_cli.commands import train as train_cmd
+from charrnn_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CharrnnError
+
+app = typer.Typer(
+    name="charrnn",
+    help="Fetch a text corpus, train a character-level RNN, LSTM or GRU on it, "
+    "evaluate it and sample new text.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_debug = os.environ.get("CHARRNN_DEBUG", "") not in ("", "0")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out(f"charrnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks (also CHARRNN_DEBUG=1).")
+    ] = False,
+) -> None:
+    """Character-level language models: fetch, train, eval, sample."""
+    global _debug
+    _debug = _debug or debug
+
+
+app.command("fetch", no_args_is_help=False)(fetch_cmd.fetch)
+app.command("train")(train_cmd.train)
+app.command("eval")(eval_cmd.evaluate)
+app.command("sample")(sample_cmd.sample)
+app.add_typer(runs_cmd.app, name="runs")
+app.command("info")(info_cmd.info)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the app and return its exit code, turning failures into one line on stderr."""
+    from typer.exceptions import Abort, TyperException
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = app(args=args, prog_name="charrnn", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except CharrnnError as exc:
+        console.error(str(exc))
+        return exc.exit_code
+    except TyperException as exc:
+        # Typer's own checks (unknown option, value out of range): one line, exit 2.
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            console.err().print(exc.format_message(), markup=False)
+            return EXIT_USAGE
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        console.error(exc.format_message() + where)
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except BrokenPipeError:
+        console.silence_stdout()
+        return 0
+    except (KeyboardInterrupt, Abort):
+        console.error("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if _debug:
+            raise
+        console.error(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+        )
+        return EXIT_FAILURE
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

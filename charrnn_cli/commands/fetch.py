@@ -1,0 +1,10 @@
+"""`charrnn fetch` (not yet)."""
+
+from __future__ import annotations
+
+from charrnn_cli.errors import CharrnnError
+
+
+def fetch() -> None:
+    """Not yet implemented."""
+    raise CharrnnError("not yet implemented")

@@ -1,0 +1,10 @@
+"""`charrnn info` (not yet)."""
+
+from __future__ import annotations
+
+from charrnn_cli.errors import CharrnnError
+
+
+def info() -> None:
+    """Not yet implemented."""
+    raise CharrnnError("not yet implemented")

@@ -1,0 +1,127 @@
+"""Where charrnn keeps its files, and how it writes them so that no kill leaves one half-written.
+
+Corpora are a cache (they can be fetched again) and live in the platformdirs user cache dir;
+runs are the user's data and live in the user data dir. `CHARRNN_HOME` moves both. Every write
+goes to a uniquely named temp file in the same folder, is fsynced, and is moved into place with
+`os.replace`, which is atomic on POSIX and Windows. Standard library and platformdirs only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+APP = "charrnn"
+TMP_SUFFIX = ".tmp"
+
+
+def home_override() -> Path | None:
+    """The `CHARRNN_HOME` folder, when set and not empty."""
+    value = os.environ.get("CHARRNN_HOME", "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """Folder of cached corpora: `$CHARRNN_HOME/corpora` or `<user cache dir>/charrnn/corpora`."""
+    home = home_override()
+    if home is not None:
+        return home / "corpora"
+    from platformdirs import user_cache_path
+
+    return user_cache_path(APP, appauthor=False) / "corpora"
+
+
+def data_dir() -> Path:
+    """Folder of the checkpoint store: `$CHARRNN_HOME/runs` or `<user data dir>/charrnn/runs`."""
+    home = home_override()
+    if home is not None:
+        return home / "runs"
+    from platformdirs import user_data_path
+
+    return user_data_path(APP, appauthor=False) / "runs"
+
+
+def temp_path(final: Path) -> Path:
+    """A unique temp name beside `final`, carrying our pid so stale ones can be told apart."""
+    return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable (a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(final: Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside `final`; on success fsync it and move it into place.
+
+    On any exception (or a kill) the temp file is removed or left as a stale temp that
+    `sweep_stale_temps` clears; `final` is either the old file or the complete new one.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(final)
+    encoding = None if "b" in mode else "utf-8"
+    try:
+        with open(tmp, mode, encoding=encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write_bytes(final: Path, data: bytes) -> None:
+    """Write `data` to `final` atomically."""
+    with atomic_writer(final, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(final: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `final` atomically."""
+    atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def sweep_stale_temps(folder: Path) -> list[Path]:
+    """Remove temp files in `folder` left by processes that no longer run; return them."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+        parts = tmp.name.rsplit(".", 3)  # [.name, pid, uuid, tmp]
+        try:
+            pid = int(parts[-3])
+        except (IndexError, ValueError):
+            continue
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed

@@ -1,0 +1,48 @@
+"""The CLI shell: help, version, error boundary, and torch staying out of start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from charrnn_cli import __version__
+
+
+def test_help_lists_every_subcommand(cli):
+    r = cli("--help")
+    assert r.code == 0
+    for name in ("fetch", "train", "eval", "sample", "runs", "info"):
+        assert name in r.out
+
+
+def test_version(cli):
+    r = cli("--version")
+    assert r.code == 0 and r.out.strip() == f"charrnn {__version__}"
+
+
+def test_unknown_command_is_one_line_and_exit_2(cli):
+    r = cli("bogus")
+    assert r.code == 2
+    assert r.err.strip().count("\n") == 0 and "bogus" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = "import sys, charrnn_cli.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_in_a_subprocess_does_not_import_torch():
+    code = (
+        "import sys\nfrom charrnn_cli.cli import main\n"
+        "rc = main(['--help'])\nassert 'torch' not in sys.modules\nsys.exit(rc)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "charrnn_cli", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0
+    assert not any(line.rstrip().endswith("| torch") for line in r.stderr.splitlines())
