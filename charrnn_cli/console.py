@@ -39,14 +39,14 @@ def is_interactive() -> bool:
 
 def log(message: str) -> None:
     """One line of information on stderr (rich markup allowed)."""
-    err().print(message)
+    err().print(message, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """A warning line on stderr."""
     from rich.markup import escape
 
-    err().print(f"[yellow]warning:[/] {escape(message)}")
+    err().print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def error(message: str) -> None:

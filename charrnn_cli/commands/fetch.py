@@ -1,10 +1,263 @@
-"""`charrnn fetch` (not yet)."""
+"""`charrnn fetch`: download, build or import a corpus into the cache, or list the cache.
+
+A thin adapter over `charrnn_cli.corpora`: parse, call one domain function, render. stdout gets
+data only (the cached path, or the `--list` table / tab-separated lines); stderr gets progress
+(a rich bar when interactive, a line or two otherwise) and a one-line summary, unless `--quiet`.
+"""
 
 from __future__ import annotations
 
-from charrnn_cli.errors import CharrnnError
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from charrnn_cli import console
+from charrnn_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from charrnn_cli.corpora import CorpusFile
 
 
-def fetch() -> None:
-    """Not yet implemented."""
-    raise CharrnnError("not yet implemented")
+def fetch(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[NAME|URL]",
+            help="A corpus name (tinyshakespeare, the default; shakespeare; pysrc, built "
+            "offline from Python's sources; or one cached earlier) or an http(s) URL of any text.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Cache the corpus under this name.", show_default=False),
+    ] = None,
+    sha256: Annotated[
+        str | None,
+        typer.Option(
+            "--sha256",
+            metavar="HEX",
+            help="Expected sha256 of a URL download (refused when it differs).",
+            show_default=False,
+        ),
+    ] = None,
+    from_path: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PATH",
+            help="Import a local text file, or '-' for stdin (then --name is required).",
+            show_default=False,
+        ),
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the known and cached corpora and exit.")
+    ] = False,
+    print_path: Annotated[
+        bool,
+        typer.Option(
+            "--print-path", help="Print only the cached file's path (fetching it if missing)."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if already cached.")
+    ] = False,
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            "--mirror",
+            metavar="BASE_URL",
+            envvar="CHARRNN_MIRROR",
+            help="Fetch a registry corpus NAME from BASE_URL/NAME.txt (its sha256 still applies).",
+            show_default=False,
+        ),
+    ] = None,
+    max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-bytes",
+            min=1,
+            help="Size cap of the pysrc corpus (default: 4000000).",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            max=600.0,
+            help="Read timeout in seconds (default: 30).",
+            show_default=False,
+        ),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            "--retries",
+            min=0,
+            max=20,
+            help="Retries on connection errors, timeouts, 429 and 5xx (default: 4).",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")
+    ] = False,
+) -> None:
+    """Download, build or import a text corpus into the cache and print its path.
+
+    Examples: `charrnn fetch`, `charrnn fetch pysrc`, `charrnn fetch URL --sha256 HEX`,
+    `charrnn fetch --from notes.txt`, `cat x.txt | charrnn fetch --from - --name x`,
+    `charrnn fetch --list`. Set CHARRNN_OFFLINE=1 to forbid any download.
+    """
+    from charrnn_cli import corpora
+
+    if list_:
+        if source is not None or from_path is not None:
+            raise UsageError("--list takes no NAME, URL or --from")
+        _render_list(corpora.list_corpora())
+        return
+    if from_path is not None:
+        if source is not None:
+            raise UsageError("give either NAME|URL or --from PATH, not both")
+        if sha256 is not None or max_bytes is not None:
+            raise UsageError("--sha256 and --max-bytes do not apply to --from")
+        if from_path == "-" and not name:
+            raise UsageError("--from - (stdin) needs --name NAME")
+        corpus = corpora.import_file(from_path, name or corpora.sanitize_name(Path(from_path).stem))
+        _finish(corpus, "imported", "", quiet)
+        return
+    source = source or corpora.DEFAULT
+    if corpora.is_url(source):
+        mirror = None  # a mirror serves registry names only
+    with _progress(quiet, _label(source, mirror)) as progress:
+        corpus = corpora.fetch(
+            source,
+            name=name,
+            sha256=sha256,
+            force=force,
+            mirror=mirror,
+            max_bytes=max_bytes,
+            progress=progress,
+            read_timeout=timeout,
+            retries=retries,
+        )
+    if corpus.source == corpora.PYSRC:
+        verb, note = "built", ""
+    elif sha256 is not None or source in corpora.REGISTRY:
+        verb, note = "fetched", " (verified)"
+    elif corpora.is_url(source):
+        verb, note = "fetched", " (not pinned: pass --sha256 to check it)"
+    else:
+        verb, note = "fetched", ""
+    if progress.calls == 0:
+        verb = "already cached"
+    _finish(corpus, verb, note, quiet or (print_path and progress.calls == 0))
+
+
+def _finish(corpus: CorpusFile, verb: str, note: str, quiet: bool) -> None:
+    """The path on stdout (data); the one-line summary on stderr."""
+    console.out(str(corpus.path))
+    if not quiet:
+        console.err().print(
+            f"{corpus.name}: {verb}, {corpus.size:,} bytes, sha256 {corpus.sha256}{note}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _label(source: str, mirror: str | None) -> str:
+    """What the plain progress line says is happening."""
+    from charrnn_cli import corpora
+
+    if source == corpora.PYSRC:
+        return f"building pysrc from {corpora.stdlib_dir()}"
+    if source in corpora.REGISTRY:
+        return f"fetching {source} from {corpora.source_url(source, mirror or None)}"
+    return f"fetching {source}"
+
+
+class _Counter:
+    """The progress callback: counts calls, draws a bar or prints a plain line or two."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self.quiet, self.label, self.calls = quiet, label, 0
+        self.bar = None
+        self.task = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self.calls += 1
+        if self.quiet:
+            return
+        if self.calls == 1:
+            if console.is_interactive():
+                self._start_bar(total)
+            else:
+                console.err().print(self.label, markup=False, soft_wrap=True)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def _start_bar(self, total: int | None) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console.err(),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(self.label.split(" from ")[0], total=total)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextmanager
+def _progress(quiet: bool, label: str) -> Iterator[_Counter]:
+    counter = _Counter(quiet, label)
+    try:
+        yield counter
+    finally:
+        counter.stop()
+
+
+def _render_list(rows: list[dict]) -> None:
+    """A table on stdout when it is a terminal; tab-separated lines when piped."""
+
+    def cell(value: object) -> str:
+        return "-" if value is None or value == "" else str(value)
+
+    if not sys.stdout.isatty():
+        for r in rows:
+            fields = (r["name"], r["status"], r["size"], r["sha256"], r["source"])
+            console.out("\t".join(cell(v) for v in fields))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("name", "status", "size", "sha256"):
+        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
+    table.add_column("source", overflow="fold")
+    for r in rows:
+        size = f"{r['size']:,}" if isinstance(r["size"], int) else "-"
+        sha = (r["sha256"] or "-")[:12]
+        table.add_row(r["name"], r["status"], size, sha, cell(r["source"]))
+    Console(highlight=False).print(table)

@@ -1,0 +1,1 @@
+complete --command charrnn --no-files --arguments "(env _CHARRNN_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) charrnn)" --condition "env _CHARRNN_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) charrnn"
