@@ -1,10 +1,296 @@
-"""`charrnn train` (not yet)."""
+"""`charrnn train`: parse the options, resolve corpus and run, call `train.train`, render progress.
+
+Every option defaults to None so that the command can tell which ones were given: those
+override the preset, and on `--resume` they are checked against the stored config. Progress
+goes to stderr (a rich bar on a terminal, a plain line every few seconds otherwise); the run's
+folder is printed on stdout at the end. SIGINT and SIGTERM ask the loop to finish its step and
+save; a second SIGINT exits at once (the checkpoint files are always whole).
+"""
 
 from __future__ import annotations
 
-from charrnn_cli.errors import CharrnnError
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import typer
+
+from charrnn_cli import console, store
+from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+
+PANEL_DATA = "Data"
+PANEL_MODEL = "Model"
+PANEL_OPT = "Optimisation"
+PANEL_RUN = "Run"
 
 
-def train() -> None:
-    """Not yet implemented."""
-    raise CharrnnError("not yet implemented")
+def _opt(help: str, panel: str, **kw: Any) -> Any:
+    return typer.Option(help=help, rich_help_panel=panel, show_default=False, **kw)
+
+
+def train(
+    corpus: Annotated[
+        str | None,
+        _opt(
+            "Corpus: a registry or cached NAME, a PATH, or - for stdin [tinyshakespeare].",
+            PANEL_DATA,
+        ),
+    ] = None,
+    run: Annotated[
+        str | None,
+        _opt(
+            "Run name (default: <corpus>-<cell>-<date>-<time>).",
+            PANEL_RUN,
+            autocompletion=store.complete_run_name,
+        ),
+    ] = None,
+    resume: Annotated[bool, _opt("Continue --run from its last checkpoint.", PANEL_RUN)] = False,
+    preset: Annotated[
+        Literal["tutorial", "cpu", "gpu"] | None,
+        _opt(
+            "A set of options: tutorial (default), cpu (best in minutes on a small CPU), gpu.",
+            PANEL_RUN,
+        ),
+    ] = None,
+    cell: Annotated[
+        Literal["lstm", "gru", "rnn"] | None, _opt("Recurrent cell [lstm].", PANEL_MODEL)
+    ] = None,
+    layers: Annotated[int | None, _opt("Recurrent layers [2].", PANEL_MODEL, min=1, max=16)] = None,
+    hidden_size: Annotated[
+        int | None, _opt("Units per layer [128].", PANEL_MODEL, min=1, max=16384)
+    ] = None,
+    embed_size: Annotated[
+        int | None, _opt("Embedding width [64].", PANEL_MODEL, min=1, max=16384)
+    ] = None,
+    dropout: Annotated[
+        float | None, _opt("Dropout between layers [0].", PANEL_MODEL, min=0.0, max=0.95)
+    ] = None,
+    tie_weights: Annotated[
+        bool | None, _opt("Share embedding and output weights (embed = hidden).", PANEL_MODEL)
+    ] = None,
+    seq_len: Annotated[
+        int | None, _opt("Characters per BPTT window [32].", PANEL_DATA, min=1, max=100000)
+    ] = None,
+    batch_size: Annotated[
+        int | None, _opt("Parallel streams [32].", PANEL_DATA, min=1, max=100000)
+    ] = None,
+    val_fraction: Annotated[
+        float | None, _opt("Held-out tail of the corpus, inside (0, 1) [0.05].", PANEL_DATA)
+    ] = None,
+    lr: Annotated[
+        float | None, _opt("Peak learning rate [0.01].", PANEL_OPT, min=0.0, max=10.0)
+    ] = None,
+    lr_schedule: Annotated[
+        Literal["constant", "cosine"] | None, _opt("Learning-rate schedule [cosine].", PANEL_OPT)
+    ] = None,
+    warmup_steps: Annotated[
+        int | None, _opt("Linear warm-up steps [100].", PANEL_OPT, min=0)
+    ] = None,
+    optimizer: Annotated[
+        Literal["adam", "adamw"] | None, _opt("Optimizer [adam].", PANEL_OPT)
+    ] = None,
+    weight_decay: Annotated[
+        float | None, _opt("AdamW weight decay [0].", PANEL_OPT, min=0.0)
+    ] = None,
+    grad_clip: Annotated[
+        float | None, _opt("Clip the gradient norm (0: off) [5].", PANEL_OPT, min=0.0)
+    ] = None,
+    epochs: Annotated[int | None, _opt("Passes over the text [3].", PANEL_RUN, min=1)] = None,
+    max_steps: Annotated[int | None, _opt("Stop after N steps in all.", PANEL_RUN, min=1)] = None,
+    max_minutes: Annotated[
+        float | None, _opt("Wall-clock budget; the cosine ends with it.", PANEL_RUN, min=0.0)
+    ] = None,
+    eval_every: Annotated[
+        int | None, _opt("Evaluate every N steps [500].", PANEL_RUN, min=1)
+    ] = None,
+    save_every: Annotated[
+        float | None, _opt("Checkpoint every N minutes [5].", PANEL_RUN, min=0.0)
+    ] = None,
+    random_seed: Annotated[
+        int | None, _opt("Seed: same seed, same run on CPU [0].", PANEL_RUN, min=0)
+    ] = None,
+    device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:N or mps [auto].", PANEL_RUN)] = None,
+    precision: Annotated[
+        Literal["fp32", "bf16", "fp16"] | None, _opt("GPU autocast precision [fp32].", PANEL_RUN)
+    ] = None,
+    nproc: Annotated[
+        int | None,
+        _opt(
+            "Data-parallel processes on this machine (starts torchrun's engine).",
+            PANEL_RUN,
+            min=1,
+            max=1024,
+        ),
+    ] = None,
+    quiet: Annotated[bool, _opt("No progress, only errors.", PANEL_RUN)] = False,
+) -> None:
+    """Train a character-level RNN, LSTM or GRU; print the run's folder when done."""
+    given = {
+        "cell": cell, "layers": layers, "hidden_size": hidden_size, "embed_size": embed_size,
+        "dropout": dropout, "tie_weights": tie_weights, "seq_len": seq_len,
+        "batch_size": batch_size, "val_fraction": val_fraction, "lr": lr,
+        "lr_schedule": lr_schedule, "warmup_steps": warmup_steps, "optimizer": optimizer,
+        "weight_decay": weight_decay, "grad_clip": grad_clip, "epochs": epochs,
+        "max_steps": max_steps, "max_minutes": max_minutes, "eval_every": eval_every,
+        "save_every": save_every, "random_seed": random_seed, "device": device,
+        "precision": precision,
+    }  # fmt: skip
+    if nproc is not None and nproc > 1:
+        from charrnn_cli.launch import launch
+
+        raise typer.Exit(launch(nproc))
+    from charrnn_cli.distributed import from_env
+    from charrnn_cli.session import prepare
+    from charrnn_cli.train import train as run_training
+
+    comm = from_env(device or "auto")
+    try:
+        job = prepare(corpus, run, resume, preset, given, comm)
+        stopper = _Stopper()
+        with store.lock(job.name) if comm.is_main else _nothing(), stopper:
+            records = run_training(job, should_stop=stopper.reason, comm=comm)
+            last = _render(records, quiet or not comm.is_main)
+    finally:
+        comm.close()
+    if last is not None and last.reason in ("SIGINT", "SIGTERM"):
+        code = EXIT_INTERRUPTED if last.reason == "SIGINT" else EXIT_TERMINATED
+        raise Interrupted(
+            f"{last.reason}: stopped at step {last.step} and saved; continue with "
+            f"`charrnn train --run {job.name} --resume`",
+            code,
+        )
+    if comm.is_main:
+        console.out(str(store.run_dir(job.name)))
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+class _Stopper:
+    """SIGINT/SIGTERM handlers: the first asks the loop to stop after its step, a second
+    SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def reason(self) -> str | None:
+        return self.signal
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = name
+        console.log(f"[yellow]{name}[/]: finishing this step and saving (Ctrl-C again to quit now)")
+
+    def __enter__(self) -> _Stopper:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (tests): run without handlers
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _render(records: Any, quiet: bool) -> Any:
+    """Draw the records on stderr; return the last one."""
+    last = None
+    if quiet:
+        for rec in records:
+            last = rec
+        return last
+    if console.is_interactive():
+        return _render_live(records)
+    next_plain = 0.0
+    for rec in records:
+        last = rec
+        if rec.kind == "start":
+            _start_line(rec)
+        elif rec.kind == "step" and (time.monotonic() >= next_plain or rec.step == rec.total_steps):
+            next_plain = time.monotonic() + 5.0
+            console.log(_step_text(rec))
+        elif rec.kind == "eval":
+            console.log(_eval_text(rec))
+        elif rec.kind == "skip":
+            console.warn(
+                f"step {rec.step}: loss not finite, step skipped ({rec.info['run']} in a row)"
+            )
+        elif rec.kind == "end":
+            console.log(_end_text(rec))
+    return last
+
+
+def _render_live(records: Any) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    last = None
+    columns = (
+        TextColumn("[bold]train[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=console.err(), transient=False) as bar:
+        task = None
+        for rec in records:
+            last = rec
+            if rec.kind == "start":
+                _start_line(rec, bar.console)
+                task = bar.add_task("train", total=rec.total_steps, completed=rec.step, stats="")
+            elif rec.kind == "step" and task is not None:
+                bar.update(task, completed=rec.step, stats=_step_text(rec, short=True))
+            elif rec.kind == "eval":
+                bar.console.print(_eval_text(rec))
+            elif rec.kind == "skip":
+                bar.console.print(f"[yellow]step {rec.step}: loss not finite, skipped[/]")
+            elif rec.kind == "end":
+                if task is not None:
+                    bar.update(task, completed=rec.step)
+                bar.console.print(_end_text(rec))
+    return last
+
+
+def _start_line(rec: Any, where: Any = None) -> None:
+    i = rec.info
+    text = (
+        f"{'resuming' if i['resumed'] else 'training'} on {i['device']}"
+        + (f" x {i['world_size']} processes" if i["world_size"] > 1 else "")
+        + f": {i['parameters']:,} parameters, {i['vocab_size']} characters, "
+        f"{i['train_chars']:,} train / {i['val_chars']:,} held out, "
+        f"{i['steps_per_epoch']} steps/epoch"
+    )
+    (where or console.err()).print(text, highlight=False, soft_wrap=True)
+
+
+def _step_text(rec: Any, short: bool = False) -> str:
+    cps = f"{rec.chars_per_sec:,.0f} ch/s" if rec.chars_per_sec else "-"
+    loss = f"{rec.train_loss:.3f}" if rec.train_loss is not None else "-"
+    if short:
+        return f"epoch {rec.epoch + 1} loss {loss} {cps}"
+    eta = f"{rec.eta_s / 60:.1f} min left" if rec.eta_s is not None else ""
+    return (
+        f"epoch {rec.epoch + 1} step {rec.step}/{rec.total_steps} loss {loss} "
+        f"lr {rec.lr:.2e} {cps} {eta}"
+    )
+
+
+def _eval_text(rec: Any) -> str:
+    star = " [green](best)[/]" if rec.best else ""
+    return (
+        f"step {rec.step}: held-out {rec.val_loss:.4f} nats/char, {rec.val_bpc:.4f} bits/char{star}"
+    )
+
+
+def _end_text(rec: Any) -> str:
+    why = {"done": "finished", "budget": "time budget reached"}.get(rec.reason, rec.reason)
+    return (
+        f"{why} at step {rec.step} after {rec.elapsed_s / 60:.1f} min; "
+        f"best held-out {rec.val_loss:.4f} nats/char ({rec.val_bpc:.3f} bits)"
+    )

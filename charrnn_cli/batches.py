@@ -1,0 +1,56 @@
+"""The training layout for truncated backpropagation through time (TBPTT).
+
+The training ids are cut into `B` contiguous streams, one row each, and read in consecutive
+windows of `T` characters. Window i+1 of a row continues window i of the same row, so the
+hidden state left by one window is the right starting state for the next: training carries it
+across windows (detached, so gradients stop at the window edge), as char-rnn and
+pytorch/examples' word_language_model do. Held-out text is read the same way.
+
+    ids:      a b c d e f g h i j k l m n o p q r s t u v w x ...      (N characters)
+
+    streams (B=4 rows of N//B):        windows of T=3 (x), targets shifted by one (y):
+      row 0:  a b c d e f              x0 = [a b c]  y0 = [b c d]   x1 = [d e f] ...
+      row 1:  g h i j k l              x0 = [g h i]  y0 = [h i j]   x1 = [j k l] ...
+      row 2:  m n o p q r                   ...
+      row 3:  s t u v w x
+               <-- T --><-- T -->      step k reads columns [kT, kT+T) and [kT+1, kT+T+1)
+
+A data-parallel job splits the B rows between its ranks (each rank a disjoint set of streams),
+so every rank still carries its own rows' state correctly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def streams(ids: np.ndarray, batch_size: int) -> torch.Tensor:
+    """(B, N // B) int64 tensor of `batch_size` contiguous rows (the tail that does not fill a
+    row is dropped)."""
+    per_row = len(ids) // batch_size
+    rows = np.ascontiguousarray(ids[: per_row * batch_size]).reshape(batch_size, per_row)
+    return torch.from_numpy(rows.astype(np.int64))  # (B, N // B)
+
+
+def steps_per_epoch(rows: torch.Tensor, seq_len: int) -> int:
+    """How many whole windows fit in a row (the last target needs one character more)."""
+    return max(0, (rows.shape[1] - 1) // seq_len)
+
+
+def window(rows: torch.Tensor, k: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window k: inputs and next-character targets, each (B, T)."""
+    start = k * seq_len
+    x = rows[:, start : start + seq_len]  # (B, T)
+    y = rows[:, start + 1 : start + seq_len + 1]  # (B, T)
+    return x, y
+
+
+def min_chars(batch_size: int, seq_len: int) -> int:
+    """The fewest training characters that give one window per stream."""
+    return batch_size * (seq_len + 1)
+
+
+def shard(rows: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's disjoint share of the streams (rows rank, rank+world, ...)."""
+    return rows[rank::world]

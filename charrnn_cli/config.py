@@ -1,0 +1,164 @@
+"""The model and training configuration, the presets, and how given options are merged.
+
+Both configs are plain dataclasses with a comment per default. They are stored in every
+checkpoint and in the run's `config.json`, so `charrnn sample --run NAME` and `charrnn train
+--resume` rebuild everything from the run alone. No torch here: the store and the CLI read
+them too.
+
+Precedence when training: the defaults, then `--preset NAME`, then the options given on the
+command line. On `--resume` the stored config replaces the first two; the limits (epochs,
+max_steps, max_minutes) and the device may be given anew, and any other option given again
+must match the stored value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from charrnn_cli.errors import UsageError
+
+CELLS = ("lstm", "gru", "rnn")
+
+
+@dataclass
+class ModelConfig:
+    cell: str = "lstm"  # lstm | gru | rnn (tanh): the recurrent cell
+    vocab_size: int = 0  # distinct characters of the corpus; set from the data
+    embed_size: int = 64  # width of the character embedding fed to the first layer
+    hidden_size: int = 128  # units per recurrent layer (the tutorial's 128)
+    layers: int = 2  # stacked recurrent layers (the tutorial's 2)
+    dropout: float = 0.0  # dropout between layers and before the output layer
+    tie_weights: bool = False  # share the embedding and output matrices (needs embed == hidden)
+
+
+@dataclass
+class TrainConfig:
+    seq_len: int = 32  # characters per window of truncated backpropagation through time
+    batch_size: int = 32  # parallel contiguous streams through the training text
+    lr: float = 1e-2  # peak learning rate (the tutorial's Adam 1e-2)
+    lr_schedule: str = "cosine"  # constant | cosine: cosine decays to min_lr_fraction by the end
+    warmup_steps: int = 100  # linear warm-up from 0 to lr over these steps
+    min_lr_fraction: float = 0.1  # the cosine's floor, as a fraction of lr
+    optimizer: str = "adam"  # adam | adamw
+    weight_decay: float = 0.0  # decoupled weight decay (adamw only)
+    grad_clip: float = 5.0  # clip the gradient's global norm to this (0 turns it off)
+    epochs: int = 3  # passes over the training text (the tutorial's 3)
+    max_steps: int | None = None  # stop after this many optimizer steps (counted from the start)
+    max_minutes: float | None = None  # wall-clock budget; the cosine ends when it does
+    val_fraction: float = 0.05  # the last part of the corpus held out (the tutorial's 5%)
+    eval_every: int = 500  # evaluate the held-out text every N steps (and at each epoch end)
+    save_every: float = 5.0  # also checkpoint every N minutes
+    random_seed: int = 0  # seeds weights, dropout and sampling: same seed, same run on CPU
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; GPUs only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+
+
+# Options that may change on --resume; they do not alter what a step computes.
+RESUMABLE_ANEW = {"epochs", "max_steps", "max_minutes", "device", "eval_every", "save_every"}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The Lux.jl tutorial's choices: LSTM 2x128, seq 32, batch 32, Adam 1e-2, 3 epochs.
+    "tutorial": {},
+    # The best 5-minute model on a 2-core CPU (see the README's benchmark table).
+    "cpu": {
+        "hidden_size": 256,
+        "embed_size": 64,
+        "layers": 2,
+        "dropout": 0.25,
+        "batch_size": 64,
+        "seq_len": 64,
+        "optimizer": "adamw",
+        "lr": 5e-3,
+        "weight_decay": 0.1,
+        "warmup_steps": 100,
+        "grad_clip": 1.0,
+        "epochs": 100,
+        "eval_every": 250,
+    },
+    # A larger model for a GPU: wide, long windows, a large batch, bf16.
+    "gpu": {
+        "hidden_size": 1024,
+        "embed_size": 128,
+        "layers": 3,
+        "dropout": 0.3,
+        "batch_size": 256,
+        "seq_len": 128,
+        "optimizer": "adamw",
+        "lr": 2e-3,
+        "weight_decay": 0.1,
+        "warmup_steps": 200,
+        "grad_clip": 1.0,
+        "epochs": 100,
+        "eval_every": 250,
+        "precision": "bf16",
+    },
+}
+
+MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def build(given: dict[str, Any], preset: str | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """Defaults, then the preset, then the options given (None means not given)."""
+    values: dict[str, Any] = dict(PRESETS[preset or "tutorial"])
+    values.update({k: v for k, v in given.items() if v is not None})
+    unknown = set(values) - MODEL_KEYS - TRAIN_KEYS
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}")
+    model = ModelConfig(**{k: v for k, v in values.items() if k in MODEL_KEYS})
+    train = TrainConfig(**{k: v for k, v in values.items() if k in TRAIN_KEYS})
+    check(model, train)
+    return model, train
+
+
+def merge_resume(
+    stored_model: ModelConfig, stored_train: TrainConfig, given: dict[str, Any]
+) -> tuple[ModelConfig, TrainConfig]:
+    """The stored configs with the limits given anew; any other option must match."""
+    model, train = dataclasses.replace(stored_model), dataclasses.replace(stored_train)
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key in RESUMABLE_ANEW:
+            setattr(train, key, value)
+            continue
+        target = model if key in MODEL_KEYS else train
+        stored = getattr(target, key)
+        if stored != value:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(
+                f"{flag} {value} differs from the run's stored {stored}; on --resume only "
+                "--epochs, --max-steps, --max-minutes, --device, --eval-every and --save-every "
+                "may change (start a new --run to change it)"
+            )
+    check(model, train)
+    return model, train
+
+
+def check(model: ModelConfig, train: TrainConfig) -> None:
+    """Cross-option checks Typer cannot express on a single option."""
+    if model.cell not in CELLS:
+        raise UsageError(f"--cell must be one of {', '.join(CELLS)}")
+    if model.tie_weights and model.embed_size != model.hidden_size:
+        raise UsageError("--tie-weights needs --embed-size equal to --hidden-size")
+    if not 0.0 < train.val_fraction < 1.0:
+        raise UsageError(f"--val-fraction must be inside (0, 1), got {train.val_fraction}")
+    if train.max_minutes is not None and train.max_minutes <= 0:
+        raise UsageError(f"--max-minutes must be positive, got {train.max_minutes}")
+    if train.max_steps is not None and train.max_steps < 1:
+        raise UsageError(f"--max-steps must be at least 1, got {train.max_steps}")
+    if train.precision != "fp32" and train.device == "cpu":
+        raise UsageError(f"--precision {train.precision} needs a GPU; use fp32 on the CPU")
+
+
+def to_dict(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
+    return {"model": asdict(model), "train": asdict(train)}
+
+
+def from_dict(data: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """Rebuild the configs from a stored dict, ignoring keys this version does not know."""
+    m = {k: v for k, v in data["model"].items() if k in MODEL_KEYS | {"vocab_size"}}
+    t = {k: v for k, v in data["train"].items() if k in TRAIN_KEYS}
+    return ModelConfig(**m), TrainConfig(**t)

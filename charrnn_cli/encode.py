@@ -1,0 +1,103 @@
+"""Turning a corpus into integer ids: the vocabulary, vectorised encoding, and its cache.
+
+The vocabulary is the sorted distinct characters of the text. Encoding never loops in Python:
+ASCII text is viewed as bytes and mapped through a 128-entry table; other text is viewed as
+UTF-32 code points and mapped through a table over the code points present. The ids take the
+smallest unsigned dtype that fits (uint8 for up to 256 characters). The result is cached beside
+the corpora keyed by the text's sha256 (`encoded/<sha256>.npy` and `.json`), so a second run
+starts at once. Peak memory stays a small multiple of the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charrnn_cli import paths
+from charrnn_cli.errors import CharrnnError
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: np.ndarray  # (N,) uint8 / uint16 / uint32 character ids
+    vocab: str  # the sorted distinct characters; ids index into it
+    sha256: str  # of the UTF-8 text
+
+
+def smallest_dtype(n: int) -> np.dtype:
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if n <= np.iinfo(dt).max + 1:
+            return np.dtype(dt)
+    raise ValueError(n)
+
+
+def encode_bytes(data: bytes) -> tuple[np.ndarray, str]:
+    """Ids and vocabulary for UTF-8 `data` (raises CharrnnError if it is not UTF-8 text)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if raw.size and int(raw.max()) < 128:  # ASCII: one byte per character
+        present = np.flatnonzero(np.bincount(raw, minlength=128))
+        table = np.zeros(128, dtype=smallest_dtype(len(present)))
+        table[present] = np.arange(len(present))
+        return table[raw], "".join(map(chr, present))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CharrnnError(
+            f"the corpus is not UTF-8 text (invalid byte at offset {exc.start}); "
+            "convert it first, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    del text
+    present = np.flatnonzero(np.bincount(points))  # code points stop at 0x10FFFF: bins are cheap
+    table = np.zeros(int(present[-1]) + 1 if present.size else 1, smallest_dtype(len(present)))
+    table[present] = np.arange(len(present))
+    return table[points], "".join(map(chr, present))
+
+
+def encode_text(text: str, vocab: str) -> tuple[np.ndarray, int]:
+    """Ids of `text` under an existing vocabulary; characters outside it are dropped.
+
+    Returns the ids and how many characters were dropped.
+    """
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    cps = np.frombuffer(vocab.encode("utf-32-le"), dtype=np.uint32)
+    size = int(max(points.max(initial=0), cps.max(initial=0))) + 1
+    table = np.full(size, -1, dtype=np.int64)
+    table[cps] = np.arange(len(cps))
+    ids = table[points]
+    keep = ids >= 0
+    return ids[keep].astype(smallest_dtype(len(vocab))), int((~keep).sum())
+
+
+def unknown_chars(text: str, vocab: str) -> list[str]:
+    """The distinct characters of `text` that are not in `vocab`, in order of appearance."""
+    known = set(vocab)
+    return list(dict.fromkeys(c for c in text if c not in known))
+
+
+def load(path: Path, sha256: str | None = None) -> Encoded:
+    """Encode the corpus at `path`, from the cache when this text was encoded before."""
+    data = path.read_bytes()
+    digest = sha256 or hashlib.sha256(data).hexdigest()
+    folder = paths.cache_dir() / "encoded"
+    ids_path, meta_path = folder / f"{digest}.npy", folder / f"{digest}.json"
+    try:
+        vocab = json.loads(meta_path.read_text(encoding="utf-8"))["vocab"]
+        ids = np.load(ids_path, allow_pickle=False)
+        if ids.ndim == 1 and ids.size and int(ids.max()) < len(vocab):
+            return Encoded(ids, vocab, digest)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not cached yet, or a damaged cache entry: encode again
+    ids, vocab = encode_bytes(data)
+    del data
+    try:
+        with paths.atomic_writer(ids_path) as fh:
+            np.save(fh, ids, allow_pickle=False)
+        paths.atomic_write_text(meta_path, json.dumps({"vocab": vocab, "length": int(ids.size)}))
+    except OSError:
+        pass  # a read-only cache only costs the next run the encoding time
+    return Encoded(ids, vocab, digest)

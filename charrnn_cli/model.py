@@ -1,0 +1,73 @@
+"""CharRNN: embedding -> fused recurrent layers (RNN tanh, GRU or LSTM) -> linear to the vocabulary.
+
+`forward(idx, h=None) -> (logits, h)`: `h=None` starts from zeros (there is no init_hidden and
+no LSTM special case for callers); `h` is what the recurrent module returns (a tensor, or an
+(h, c) pair for the LSTM) and is fed back for the next window. The recurrent layers are torch's
+fused modules, so a GPU runs cuDNN (MIOpen on ROCm) and the CPU runs its batched kernels;
+dropout sits between the layers (inside the module) and before the output layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from charrnn_cli.config import ModelConfig
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class CharRNN(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
+        self.rnn = CELLS[cfg.cell](
+            cfg.embed_size,
+            cfg.hidden_size,
+            num_layers=cfg.layers,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+        if cfg.tie_weights:
+            self.head.weight = self.embed.weight
+
+    def forward(self, idx: torch.Tensor, h: State | None = None) -> tuple[torch.Tensor, State]:
+        x = self.embed(idx)  # (B, T) -> (B, T, E)
+        y, h = self.rnn(x, h)  # (B, T, H); h: (L, B, H) or ((L, B, H), (L, B, H))
+        logits = self.head(self.drop(y))  # (B, T, V)
+        return logits, h
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def detach(h: State | None) -> State | None:
+    """Cut the graph at a window edge, keeping the values."""
+    if h is None:
+        return None
+    if isinstance(h, tuple):
+        return tuple(t.detach() for t in h)  # type: ignore[return-value]
+    return h.detach()
+
+
+def select_streams(h: State, rows: torch.Tensor | slice) -> State:
+    """The state of some of the streams (the batch dimension is 1)."""
+    if isinstance(h, tuple):
+        return tuple(t[:, rows] for t in h)  # type: ignore[return-value]
+    return h[:, rows]
+
+
+def flops_per_char(cfg: ModelConfig) -> int:
+    """Multiply-adds x2 of one forward step for one character (embedding lookup is free)."""
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cfg.cell]
+    macs = 0
+    for layer in range(cfg.layers):
+        width_in = cfg.embed_size if layer == 0 else cfg.hidden_size
+        macs += gates * cfg.hidden_size * (width_in + cfg.hidden_size)
+    macs += cfg.hidden_size * cfg.vocab_size
+    return 2 * macs

@@ -1,0 +1,101 @@
+"""Setting up a training job: the corpus, the run's name and folder, and the configs.
+
+A new run merges defaults, preset and the options given; a resumed run takes its stored
+config and corpus and refuses any change that would make it a different run (another corpus
+or vocabulary, another model or optimisation option). Everything a user can get wrong is
+checked here, before anything is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from charrnn_cli import config, corpora, encode, store
+from charrnn_cli.distributed import Comm
+from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.train import Job, check_data
+
+
+def prepare(
+    corpus_spec: str | None,
+    run: str | None,
+    resume: bool,
+    preset: str | None,
+    given: dict[str, Any],
+    comm: Comm,
+) -> Job:
+    """The Job to train, or a CharrnnError saying what to change."""
+    if resume:
+        return _resumed(corpus_spec, run, preset, given)
+    model_cfg, train_cfg = config.build(given, preset)
+    cf = corpora.resolve(corpus_spec or "tinyshakespeare")
+    if cf.size == 0:
+        raise UsageError(f"the corpus {cf.name!r} is empty")
+    data = encode.load(cf.path, cf.sha256)
+    check_data(data.ids, train_cfg, comm.world)
+    name = store.check_name(run) if run else store.new_name(cf.name, model_cfg.cell)
+    name = str(comm.broadcast_object(name))
+    if comm.is_main and (store.run_dir(name) / store.CONFIG).exists():
+        raise CharrnnError(
+            f"run {name!r} already exists: continue it with --resume, pick another --run, "
+            f"or remove it with `charrnn runs rm {name}`"
+        )
+    model_cfg.vocab_size = len(data.vocab)
+    info = {"name": cf.name, "path": str(cf.path), "sha256": cf.sha256, "source": cf.source}
+    return Job(name, model_cfg, train_cfg, data, info, resume=False, preset=preset or "tutorial")
+
+
+def _resumed(corpus_spec: str | None, run: str | None, preset: str | None, given: dict) -> Job:
+    if not run:
+        raise UsageError("--resume needs --run NAME (`charrnn runs` lists them)")
+    name = store.check_name(run)
+    folder = store.run_dir(name)
+    if not (folder / store.CONFIG).exists():
+        raise CharrnnError(f"cannot resume {name!r}: no such run (`charrnn runs` lists them)")
+    if not (folder / "last.pt").exists():
+        raise CharrnnError(
+            f"cannot resume {name!r}: it has no checkpoint yet; train it anew after "
+            f"`charrnn runs rm {name}`"
+        )
+    stored = store.read_config(name)
+    if preset is not None and preset != stored.get("preset", "tutorial"):
+        raise UsageError(
+            f"--preset {preset} differs from the run's stored preset "
+            f"{stored.get('preset', 'tutorial')}"
+        )
+    model_cfg, train_cfg = config.merge_resume(*config.from_dict(stored), given)
+    want = stored.get("corpus", {})
+    if corpus_spec is not None:
+        cf = corpora.resolve(corpus_spec)
+        if cf.sha256 != want.get("sha256"):
+            raise UsageError(
+                f"--corpus {corpus_spec} is not the text this run was trained on "
+                f"({want.get('name')}, sha256 {str(want.get('sha256'))[:12]}...): "
+                "resume without --corpus, or start a new --run"
+            )
+    else:
+        cf = stored_corpus(want)
+    data = encode.load(cf.path, cf.sha256)
+    if data.vocab != stored.get("vocab"):
+        raise UsageError("the corpus's vocabulary differs from the run's: start a new --run")
+    info = {"name": cf.name, "path": str(cf.path), "sha256": cf.sha256, "source": cf.source}
+    return Job(name, model_cfg, train_cfg, data, info, resume=True,
+               preset=stored.get("preset", "tutorial"))  # fmt: skip
+
+
+def stored_corpus(want: dict[str, Any]) -> corpora.CorpusFile:
+    """The run's corpus: at its stored path when unchanged, else fetched again by name."""
+    from pathlib import Path
+
+    path = Path(want.get("path", ""))
+    if path.is_file() and corpora.sha256_file(path) == want.get("sha256"):
+        return corpora.CorpusFile(
+            want["name"], path, want["sha256"], path.stat().st_size, want.get("source", "")
+        )
+    cf = corpora.resolve(want.get("name", ""))
+    if cf.sha256 != want.get("sha256"):
+        raise CharrnnError(
+            f"the run's corpus {want.get('name')!r} changed since training (sha256 differs): "
+            "it cannot be resumed on other text; start a new --run"
+        )
+    return cf

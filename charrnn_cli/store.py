@@ -1,0 +1,233 @@
+"""The checkpoint store: one folder per run under `paths.data_dir()`.
+
+    runs/<name>/config.json    model + training config, corpus, vocabulary, versions, format
+                 metrics.jsonl  one JSON object a line (step, epoch, elapsed_s, lr, train_loss,
+                                chars_per_sec; val_loss and val_bpc on evaluation lines)
+                 last.pt        the latest checkpoint (exact resume)
+                 best.pt        the checkpoint with the lowest held-out loss
+                 .lock          held by the one trainer writing this run
+
+Listing, resolving names (`latest`, a unique prefix) and shell completion read only
+`config.json` and `metrics.jsonl`: no torch. The torch side (checkpoint.py) writes the `.pt`
+files into the folders this module hands out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from charrnn_cli import paths
+from charrnn_cli.errors import BusyError, CharrnnError, CorruptFileError, UsageError
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def runs_dir() -> Path:
+    return paths.data_dir()
+
+
+def check_name(name: str) -> str:
+    """Refuse names that could escape the store (`/`, `..`, absolute paths) or look odd."""
+    if not NAME_RE.match(name) or ".." in name:
+        raise UsageError(
+            f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(no '/', no '..'), starting with a letter or digit"
+        )
+    return name
+
+
+def new_name(corpus: str, cell: str) -> str:
+    """A readable, unused name such as `tinyshakespeare-lstm-20261128-1704`."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus).strip("-.") or "corpus"
+    base = f"{stem[:40]}-{cell}-{time.strftime('%Y%m%d-%H%M')}"
+    name, n = base, 2
+    while (runs_dir() / name).exists():
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def run_dir(name: str) -> Path:
+    return runs_dir() / check_name(name)
+
+
+def all_names() -> list[str]:
+    """Names of the runs that have a config, newest first."""
+    root = runs_dir()
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if (p / CONFIG).is_file() and NAME_RE.match(p.name)]
+    found.sort(key=lambda p: _mtime(p), reverse=True)
+    return [p.name for p in found]
+
+
+def _mtime(folder: Path) -> float:
+    files = [folder / f for f in (CONFIG, METRICS, "last.pt")]
+    stamps = [f.stat().st_mtime for f in files if f.exists()]
+    return max(stamps, default=0.0)
+
+
+def resolve(name: str | None) -> str:
+    """A run name from a name, a unique prefix, `latest` or None (the latest)."""
+    names = all_names()
+    if not names:
+        raise CharrnnError("no runs yet: train one with `charrnn train` (see `--help`)")
+    if name is None or name == "latest":
+        return names[0]
+    check_name(name)
+    if name in names:
+        return name
+    matches = [n for n in names if n.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"run {name!r} is ambiguous: {', '.join(sorted(matches)[:5])}")
+    raise CharrnnError(f"no run named {name!r}; `charrnn runs` lists them")
+
+
+def read_config(name: str) -> dict[str, Any]:
+    path = run_dir(name) / CONFIG
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CharrnnError(f"run {name!r} has no {CONFIG}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "model" not in data or "train" not in data:
+        raise CorruptFileError(f"{path} lacks the model and train sections")
+    if data.get("format", 0) > FORMAT_VERSION:
+        raise CorruptFileError(
+            f"run {name!r} was written by a newer charrnn (format {data.get('format')}, this "
+            f"one reads up to {FORMAT_VERSION}): upgrade charrnn"
+        )
+    return data
+
+
+def write_config(name: str, data: dict[str, Any]) -> None:
+    data = {"format": FORMAT_VERSION, **data}
+    paths.atomic_write_text(run_dir(name) / CONFIG, json.dumps(data, indent=2) + "\n")
+
+
+def read_metrics(name: str) -> list[dict[str, Any]]:
+    """The metrics lines; a torn last line (a kill mid-write) is skipped."""
+    path = run_dir(name) / METRICS
+    rows: list[dict[str, Any]] = []
+    with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            with contextlib.suppress(json.JSONDecodeError):
+                row = json.loads(line)
+                if isinstance(row, dict):
+                    rows.append(row)
+    return rows
+
+
+def rewrite_metrics(name: str, upto_step: int) -> None:
+    """Keep only complete lines up to `upto_step` (on resume: the checkpoint's step), so the
+    file stays valid JSON lines and the resumed run does not repeat steps."""
+    rows = [r for r in read_metrics(name) if r.get("step", 0) <= upto_step]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    paths.atomic_write_text(run_dir(name) / METRICS, text)
+
+
+class MetricsWriter:
+    """Appends one JSON line per record, flushed, each line whole (one write call)."""
+
+    def __init__(self, name: str) -> None:
+        path = run_dir(name) / METRICS
+        # a kill mid-line leaves a torn tail: end it so the next record starts a fresh line
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                torn = fh.read(1) != b"\n"
+            if torn:
+                with open(path, "ab") as fh:
+                    fh.write(b"\n")
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def summary(name: str) -> dict[str, Any]:
+    """One row of `charrnn runs`: read from config.json and metrics.jsonl only."""
+    folder = run_dir(name)
+    cfg = read_config(name)
+    metrics = read_metrics(name)
+    vals = [r["val_loss"] for r in metrics if r.get("val_loss") is not None]
+    last = metrics[-1] if metrics else {}
+    model = cfg["model"]
+    best = min(vals) if vals else None
+    return {
+        "name": name,
+        "corpus": cfg.get("corpus", {}).get("name"),
+        "cell": model.get("cell"),
+        "layers": model.get("layers"),
+        "hidden_size": model.get("hidden_size"),
+        "parameters": cfg.get("parameters"),
+        "steps": last.get("step", 0),
+        "epochs": last.get("epoch", 0),
+        "best_val_loss": best,
+        "best_val_bpc": best / 0.6931471805599453 if best is not None else None,
+        "device": cfg.get("device"),
+        "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(_mtime(folder))),
+        "path": str(folder),
+    }
+
+
+def remove(name: str) -> Path:
+    folder = run_dir(name)
+    shutil.rmtree(folder)
+    return folder
+
+
+@contextlib.contextmanager
+def lock(name: str) -> Iterator[None]:
+    """Hold the run's lock while training; a second trainer is refused at once."""
+    folder = run_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; run unguarded
+        yield
+        return
+    fh = open(folder / ".lock", "a+")  # noqa: SIM115
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise BusyError(
+                f"run {name!r} is being trained by {holder}; wait for it or use another --run"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def complete_run_name(incomplete: str) -> list[str]:
+    """Shell completion for --run: reads folder names only."""
+    return [n for n in all_names() if n.startswith(incomplete)] + (
+        ["latest"] if "latest".startswith(incomplete) else []
+    )

@@ -1,0 +1,196 @@
+"""Training: the loss falls, resume is exact, bad input is refused, non-finite steps are
+skipped, and whatever stops the trainer (Ctrl-C, SIGTERM, kill -9) leaves a run that resumes."""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+
+import pytest
+import torch
+
+from charrnn_cli import checkpoint, store
+from tests.helpers import TINY, metrics, spawn, val_losses
+
+
+def test_loss_falls_well_below_the_unigram_entropy(cli, tiny_corpus, charrnn_home):
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "t", *TINY, "--max-steps", "150",
+            "--eval-every", "50", "--lr", "0.02")  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.out.strip().endswith("runs/t")
+    losses = val_losses(charrnn_home, "t")
+    text = tiny_corpus.read_text()
+    freq = [text.count(c) / len(text) for c in set(text)]
+    unigram = -sum(p * math.log(p) for p in freq)
+    assert losses[150] < losses[50] < unigram
+    assert losses[150] < 0.5 * unigram
+    for name in ("config.json", "metrics.jsonl", "last.pt", "best.pt"):
+        assert (charrnn_home / "runs" / "t" / name).exists()
+    keys = {"step", "epoch", "elapsed_s", "lr", "train_loss", "chars_per_sec"}
+    assert all(keys <= set(row) for row in metrics(charrnn_home, "t"))
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_other_cells_train(cli, tiny_corpus, charrnn_home, cell):
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", cell, "--cell", cell, *TINY,
+            "--max-steps", "60")  # fmt: skip
+    assert r.code == 0, r.err
+    assert store.read_config(cell)["model"]["cell"] == cell
+
+
+def test_resume_matches_an_uninterrupted_run(cli, tiny_corpus, charrnn_home):
+    common = ["--corpus", str(tiny_corpus), *TINY, "--eval-every", "10", "--dropout", "0.1",
+              "--layers", "2", "--lr-schedule", "constant", "--random-seed", "3"]  # fmt: skip
+    assert cli("train", *common, "--run", "straight", "--max-steps", "90").code == 0
+    assert cli("train", *common, "--run", "split", "--max-steps", "45").code == 0
+    r = cli("train", *common, "--run", "split", "--max-steps", "90", "--resume")
+    assert r.code == 0, r.err
+    straight, split = val_losses(charrnn_home, "straight"), val_losses(charrnn_home, "split")
+    assert straight.keys() <= split.keys()  # the split run also evaluated where it stopped
+    for step in straight:
+        assert straight[step] == pytest.approx(split[step], abs=1e-6), step
+    a = checkpoint.load(charrnn_home / "runs" / "straight" / "last.pt")["model"]
+    b = checkpoint.load(charrnn_home / "runs" / "split" / "last.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_resume_refuses_changed_options_and_corpus(cli, tiny_corpus, tmp_path):
+    assert (
+        cli("train", "--corpus", str(tiny_corpus), "--run", "r", *TINY, "--max-steps", "5").code
+        == 0
+    )
+    r = cli("train", "--run", "r", "--resume", "--hidden-size", "32")
+    assert r.code == 2 and "--hidden-size" in r.err
+    other = tmp_path / "other.txt"
+    other.write_text("something else entirely\n" * 100)
+    r = cli("train", "--run", "r", "--resume", "--corpus", str(other))
+    assert r.code == 2 and "not the text" in r.err
+    r = cli("train", "--run", "r", "--resume", "--max-steps", "8")
+    assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["--run", "../evil"], 2, "not allowed"),
+        (["--run", "a/b"], 2, "not allowed"),
+        (["--val-fraction", "1.5"], 2, "val-fraction"),
+        (["--batch-size", "0"], 2, "batch-size"),
+        (["--lr", "-1"], 2, "lr"),
+        (["--batch-size", "4000"], 2, "shrink --batch-size"),
+        (["--cell", "transformer"], 2, "cell"),
+        (["--precision", "bf16", "--device", "cpu"], 2, "GPU"),
+        (["--device", "cuda:7"], 2, "cuda"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(
+    cli, tiny_corpus, charrnn_home, args, code, words
+):
+    r = cli("train", "--corpus", str(tiny_corpus), *TINY, "--max-steps", "3", *args)
+    assert r.code == code, r.err
+    assert words in r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert not list((charrnn_home / "runs").glob("*/last.pt"))
+
+
+def test_empty_short_and_binary_corpora_are_refused(cli, tmp_path, charrnn_home):
+    cases = {
+        "empty.txt": b"",
+        "one.txt": b"aaaa",
+        "short.txt": b"ab" * 20,
+        "bin.txt": b"ok\xff\xfe",
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        r = cli("train", "--corpus", str(tmp_path / name), "--run", name.split(".")[0])
+        assert r.code != 0 and "Traceback" not in r.err, (name, r.err)
+        assert len(r.err.strip().splitlines()) == 1, r.err
+    assert not list((charrnn_home / "runs").glob("*/config.json"))
+
+
+def test_resume_of_a_missing_run_is_an_error(cli):
+    r = cli("train", "--run", "ghost", "--resume")
+    assert r.code == 1 and "no such run" in r.err
+
+
+def test_an_existing_run_is_not_overwritten(cli, tiny_corpus):
+    assert (
+        cli("train", "--corpus", str(tiny_corpus), "--run", "x", *TINY, "--max-steps", "3").code
+        == 0
+    )
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "x", *TINY, "--max-steps", "3")
+    assert r.code == 1 and "already exists" in r.err
+
+
+def test_a_second_trainer_on_the_same_run_is_refused(cli, tiny_corpus):
+    assert (
+        cli("train", "--corpus", str(tiny_corpus), "--run", "busy", *TINY, "--max-steps", "3").code
+        == 0
+    )
+    with store.lock("busy"):
+        r = cli("train", "--run", "busy", "--resume", "--max-steps", "6")
+    assert r.code == 5 and "being trained" in r.err
+
+
+def test_non_finite_steps_are_skipped_then_training_stops(
+    cli, tiny_corpus, charrnn_home, monkeypatch
+):
+    monkeypatch.setenv("CHARRNN_FAULT_NAN_STEPS", "4")
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "n", *TINY, "--max-steps", "20")
+    assert r.code == 0 and "not finite" in r.err
+    good = checkpoint.load(charrnn_home / "runs" / "n" / "last.pt")
+    assert good["skipped_steps"] == 1
+    monkeypatch.setenv("CHARRNN_FAULT_NAN_STEPS", "23,24,25,26,27,28")
+    r = cli("train", "--run", "n", "--resume", "--max-steps", "40")
+    assert r.code == 1 and "5 steps in a row" in r.err and "--lr" in r.err
+    kept = checkpoint.load(charrnn_home / "runs" / "n" / "last.pt")
+    assert kept["step"] == 20  # the last good checkpoint is untouched
+
+
+def _wait_for_progress(proc, needle="step", timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if needle in line:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer exited early: {proc.stderr.read()}")
+    raise AssertionError("no progress from the trainer")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_and_exits_with_its_code(tiny_corpus, charrnn_home, sig, code, cli):
+    proc = spawn("train", "--corpus", str(tiny_corpus), "--run", "s", *TINY, "--epochs", "100000")
+    _wait_for_progress(proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "--resume" in err
+    saved = checkpoint.load(charrnn_home / "runs" / "s" / "last.pt")
+    r = cli("train", "--run", "s", "--resume", "--max-steps", str(saved["step"] + 5))
+    assert r.code == 0, r.err
+
+
+def test_kill_9_at_random_moments_always_leaves_a_resumable_run(tiny_corpus, charrnn_home, cli):
+    # epochs of 8 steps make checkpoint writes frequent, so kills land near and inside them
+    small = ["--corpus", str(tiny_corpus), *TINY, "--batch-size", "64", "--run", "k"]
+    assert cli("train", *small, "--max-steps", "5").code == 0
+    rng = random.Random(1)
+    for _ in range(4):
+        proc = spawn(
+            "train", "--run", "k", "--resume", "--epochs", "100000", "--max-steps", "10000000"
+        )
+        _wait_for_progress(proc, needle="resuming")
+        time.sleep(rng.uniform(0.2, 1.5))
+        proc.kill()
+        proc.communicate()
+        data = checkpoint.load(charrnn_home / "runs" / "k" / "last.pt")
+        assert data["step"] >= 5
+        metrics(charrnn_home, "k")  # every line still parses
+    r = cli("train", "--run", "k", "--resume", "--max-steps", str(data["step"] + 3))
+    assert r.code == 0, r.err
+    leftovers = [p for p in (charrnn_home / "runs" / "k").iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) <= 4  # temps of killed writers; swept below
