@@ -33,3 +33,10 @@ def _complete_bash(words: str, cword: int) -> list[str]:
 
 def test_bash_protocol_completes_a_subcommand():
     assert _complete_bash("charrnn tr", 1) == ["train"]
+
+
+def test_bash_protocol_completes_run_names(charrnn_home):
+    run = charrnn_home / "runs" / "shakes-lstm"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text('{"model": {}, "train": {}}')
+    assert _complete_bash("charrnn sample --run sh", 3) == ["shakes-lstm"]

@@ -1,10 +1,127 @@
-"""`charrnn eval` (not yet)."""
+"""`charrnn eval`: score a run on its own held-out text, or on any text.
+
+Reports characters scored, loss in nats per character, bits per character, perplexity and
+next-character accuracy; `--json` prints one object on stdout for scripts
+(`charrnn eval --json | jq .bits_per_char`). Text from `--corpus` is read in blocks, so memory
+stays bounded whatever its size.
+"""
 
 from __future__ import annotations
 
-from charrnn_cli.errors import CharrnnError
+import sys
+from collections.abc import Iterator
+from typing import IO, Annotated, Literal
+
+import typer
+
+from charrnn_cli import console, store
+from charrnn_cli.errors import CharrnnError, UsageError
+
+BLOCK_CHARS = 4_000_000  # characters scored per block of a --corpus text
 
 
-def evaluate() -> None:
-    """Not yet implemented."""
-    raise CharrnnError("not yet implemented")
+def evaluate(
+    run: Annotated[
+        str | None,
+        typer.Option(
+            help="Run: a name, a unique prefix or latest [latest].",
+            autocompletion=store.complete_run_name,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Literal["best", "last"], typer.Option(help="Which checkpoint of the run.")
+    ] = "best",
+    corpus: Annotated[
+        str | None,
+        typer.Option(help="Score this text instead: a corpus NAME, a PATH, or - for stdin."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse text with characters outside the vocabulary.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Score a run: loss (nats/char), bits/char, perplexity and accuracy."""
+    from charrnn_cli import encode
+    from charrnn_cli.checkpoint import configs, load_run
+    from charrnn_cli.evaluate import Score, eval_rows, score
+    from charrnn_cli.train import split
+
+    model, vocab, ck, name = load_run(run, checkpoint, device)
+    dev = next(model.parameters()).device
+    total, skipped = Score(), 0
+    if corpus is None:
+        _, tcfg = configs(ck)
+        cf = _run_corpus(name)
+        data = encode.load(cf.path, cf.sha256)
+        if data.vocab != vocab:
+            raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary")
+        _, val_ids = split(data.ids, tcfg.val_fraction)
+        total = score(model, eval_rows(val_ids), dev)
+        source = f"{cf.name} (held-out {tcfg.val_fraction:g})"
+    else:
+        source = corpus
+        for text in _blocks(corpus):
+            ids, dropped = encode.encode_text(text, vocab)
+            if dropped and strict:
+                shown = ", ".join(repr(c) for c in encode.unknown_chars(text, vocab)[:10])
+                raise UsageError(
+                    f"the text has characters outside the run's vocabulary: {shown} "
+                    "(without --strict they are counted and skipped)"
+                )
+            skipped += dropped
+            if len(ids) >= 2:
+                total.add(score(model, eval_rows(ids), dev))
+        if total.chars == 0:
+            raise UsageError("the text has fewer than 2 characters the run knows: nothing to score")
+    result = {
+        "run": name, "checkpoint": checkpoint, "text": source, "chars": total.chars,
+        "loss": total.loss, "bits_per_char": total.bits_per_char,
+        "perplexity": total.perplexity, "accuracy": total.accuracy, "skipped": skipped,
+    }  # fmt: skip
+    if skipped:
+        console.warn(f"{skipped} characters outside the vocabulary were skipped")
+    if json_out:
+        console.out_json(result)
+        return
+    console.out(
+        f"run           {name} ({checkpoint})\ntext          {source}\n"
+        f"characters    {total.chars:,}\nloss          {total.loss:.4f} nats/char\n"
+        f"bits/char     {total.bits_per_char:.4f}\nperplexity    {total.perplexity:.3f}\n"
+        f"accuracy      {total.accuracy:.2%}\nskipped       {skipped}"
+    )
+
+
+def _run_corpus(name: str):
+    from charrnn_cli.session import stored_corpus
+
+    return stored_corpus(store.read_config(name).get("corpus", {}))
+
+
+def _blocks(spec: str) -> Iterator[str]:
+    """The text of `spec` in blocks of BLOCK_CHARS characters (UTF-8 checked)."""
+    from pathlib import Path
+
+    if spec == "-":
+        import io
+
+        stream: IO[str] = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
+        yield from _read_blocks(stream, "stdin")
+        return
+    path = Path(spec)
+    if not path.is_file():
+        from charrnn_cli import corpora
+
+        path = corpora.resolve(spec).path
+    with open(path, encoding="utf-8", errors="strict") as fh:
+        yield from _read_blocks(fh, str(path))
+
+
+def _read_blocks(stream: IO[str], where: str) -> Iterator[str]:
+    try:
+        while block := stream.read(BLOCK_CHARS):
+            yield block
+    except UnicodeDecodeError as exc:
+        raise CharrnnError(
+            f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None

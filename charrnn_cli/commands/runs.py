@@ -1,12 +1,143 @@
-"""`charrnn runs` (not yet)."""
+"""`charrnn runs`: list the checkpoint store, show a run with its loss curves, remove one.
+
+Everything here reads only `config.json` and `metrics.jsonl` (no torch), so listing and shell
+completion are instant. A table on a terminal, `--json` for scripts.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="List and manage the checkpoint store.", invoke_without_command=True)
+from charrnn_cli import console, store
+from charrnn_cli.errors import CharrnnError
+
+app = typer.Typer(
+    help="List, show and remove runs in the checkpoint store.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+RunName = Annotated[
+    str, typer.Argument(help="A run name, a unique prefix or latest.",
+                        autocompletion=store.complete_run_name)
+]  # fmt: skip
 
 
 @app.callback()
-def runs() -> None:
-    """List the runs in the store."""
+def runs(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="A JSON list on stdout.")] = False,
+) -> None:
+    """List the runs: corpus, model, steps and best held-out loss (newest first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = []
+    for name in store.all_names():
+        try:
+            rows.append(store.summary(name))
+        except CharrnnError as exc:
+            console.warn(f"{name}: {exc}")
+    if json_out:
+        console.out_json(rows)
+        return
+    if not rows:
+        console.log("no runs yet: train one with `charrnn train`")
+        return
+    if sys.stdout.isatty():
+        _table(rows)
+        return
+    for r in rows:
+        console.out("\t".join(str(v) for v in (
+            r["name"], r["corpus"], r["cell"], f"{r['layers']}x{r['hidden_size']}",
+            r["parameters"], r["steps"], r["epochs"], _fmt(r["best_val_loss"]),
+            _fmt(r["best_val_bpc"]), r["device"], r["modified"],
+        )))  # fmt: skip
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("run", "corpus", "cell", "size", "params", "steps", "epochs",
+                "best loss", "bits/char", "device", "modified"):  # fmt: skip
+        table.add_column(col, justify="right" if col in ("params", "steps") else "left")
+    for r in rows:
+        table.add_row(
+            r["name"], str(r["corpus"]), str(r["cell"]), f"{r['layers']}x{r['hidden_size']}",
+            f"{r['parameters'] or 0:,}", str(r["steps"]), str(r["epochs"]),
+            _fmt(r["best_val_loss"]), _fmt(r["best_val_bpc"]), str(r["device"]), r["modified"],
+        )  # fmt: skip
+    Console().print(table)
+
+
+@app.command("show")
+def show(
+    name: RunName,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also write the loss curves to this PNG (matplotlib).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Config and metrics as JSON.")] = False,
+) -> None:
+    """A run's config and its training and held-out loss curves."""
+    from charrnn_cli.plot import ascii_chart, write_png
+
+    name = store.resolve(name)
+    cfg = store.read_config(name)
+    metrics = store.read_metrics(name)
+    if json_out:
+        console.out_json({"config": cfg, "metrics": metrics})
+        return
+    summary = store.summary(name)
+    m = cfg["model"]
+    lines = [
+        f"run         {name}",
+        f"path        {store.run_dir(name)}",
+        f"corpus      {cfg.get('corpus', {}).get('name')} ({cfg.get('corpus', {}).get('path')})",
+        f"model       {m['cell']} {m['layers']}x{m['hidden_size']},"
+        f" embed {m['embed_size']}, dropout {m['dropout']},"
+        f" {cfg.get('parameters') or 0:,} parameters",
+        "training    " + ", ".join(f"{k}={v}" for k, v in cfg["train"].items()),
+        f"progress    step {summary['steps']}, epoch {summary['epochs']}, "
+        f"best held-out {_fmt(summary['best_val_loss'])} nats "
+        f"({_fmt(summary['best_val_bpc'])} bits)",
+        f"device      {cfg.get('device')}; torch {cfg.get('torch')}, charrnn {cfg.get('charrnn')}",
+        "",
+    ]
+    console.out("\n".join(lines))
+    train = [(r["step"], r["train_loss"]) for r in metrics if r.get("train_loss") is not None]
+    val = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
+    console.out(ascii_chart({"train": train, "held-out": val}, width=64, height=16))
+    if plot is not None:
+        write_png(plot, {"train": train, "held-out": val}, title=name)
+        console.log(f"wrote {plot}")
+
+
+@app.command("path")
+def path(name: RunName) -> None:
+    """Print a run's folder."""
+    console.out(str(store.run_dir(store.resolve(name))))
+
+
+@app.command("rm")
+def rm(
+    name: RunName,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Remove a run and its checkpoints."""
+    name = store.resolve(name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CharrnnError(f"not removing {name!r} without confirmation: pass --yes")
+        typer.confirm(f"Remove run {name!r} and its checkpoints?", abort=True, err=True)
+    with store.lock(name):
+        folder = store.remove(name)
+    console.log(f"removed {folder}")

@@ -1,10 +1,136 @@
-"""`charrnn sample` (not yet)."""
+"""`charrnn sample`: stream generated text to stdout, starting with the seed.
+
+Characters are written as they are made, flushed in small chunks, and nothing else goes to
+stdout; a reader that goes away (`| head`) ends the command quietly with exit 0.
+"""
 
 from __future__ import annotations
 
-from charrnn_cli.errors import CharrnnError
+import sys
+import time
+from typing import Annotated, Literal
+
+import typer
+
+from charrnn_cli import console, store
+from charrnn_cli.errors import UsageError
+
+FLUSH_CHARS = 64  # write at least this often
+FLUSH_SECONDS = 0.05  # ...or after this long, so slow devices still stream
 
 
-def sample() -> None:
-    """Not yet implemented."""
-    raise CharrnnError("not yet implemented")
+def sample(
+    run: Annotated[
+        str | None,
+        typer.Option(
+            help="Run: a name, a unique prefix or latest [latest].",
+            autocompletion=store.complete_run_name,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Literal["best", "last"], typer.Option(help="Which checkpoint of the run.")
+    ] = "best",
+    length: Annotated[
+        int,
+        typer.Option(
+            "--len", "--length", help="Characters to generate (0 with --stream: unbounded).", min=0
+        ),
+    ] = 1000,
+    seed: Annotated[
+        str | None,
+        typer.Option("--seed", "--prime", help="Priming text fed first (- reads stdin)."),
+    ] = None,
+    echo_seed: Annotated[bool, typer.Option(help="Start the output with the seed.")] = True,
+    temperature: Annotated[
+        float, typer.Option(help="Sharper below 1, wilder above; 0 is greedy.", min=0.0, max=100.0)
+    ] = 1.0,
+    top_k: Annotated[
+        int | None, typer.Option(help="Draw only from the k likeliest.", min=1)
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option(
+            help="Draw from the smallest set with this probability, in (0, 1].", min=0.0, max=1.0
+        ),
+    ] = None,
+    greedy: Annotated[bool, typer.Option(help="Always the likeliest character.")] = False,
+    beam_width: Annotated[
+        int | None, typer.Option(help="The likeliest continuation by beam search.", min=1, max=1024)
+    ] = None,
+    random_seed: Annotated[int | None, typer.Option(help="Same seed, same text.", min=0)] = None,
+    num: Annotated[int, typer.Option(help="How many samples.", min=1)] = 1,
+    separator: Annotated[str, typer.Option(help="Between samples.")] = "\n\n",
+    stream: Annotated[
+        bool, typer.Option(help="With --len 0: generate until the reader stops.")
+    ] = False,
+    unknown: Annotated[
+        Literal["error", "skip"], typer.Option(help="Seed characters outside the vocabulary.")
+    ] = "error",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Generate text from a trained run; characters stream to stdout."""
+    if top_p is not None and top_p <= 0:
+        raise UsageError("--top-p must be inside (0, 1]")
+    if length == 0 and not stream:
+        raise UsageError("--len 0 means unbounded output: add --stream to confirm")
+    if beam_width is not None and (stream or length == 0):
+        raise UsageError("--beam-width needs a finite --len")
+    if seed == "-":
+        seed = sys.stdin.read()
+        if not seed:
+            raise UsageError("--seed - read nothing from stdin")
+    from charrnn_cli.checkpoint import load_run
+    from charrnn_cli.encode import unknown_chars
+    from charrnn_cli.sample import Strategy, beam_search
+    from charrnn_cli.sample import sample as generate
+
+    model, vocab, ck, _ = load_run(run, checkpoint, device)
+    text = seed or ""
+    missing = unknown_chars(text, vocab)
+    if missing and unknown == "error":
+        shown = ", ".join(repr(c) for c in missing[:10])
+        raise UsageError(
+            f"the seed has characters this run never saw: {shown}; "
+            "remove them or pass --unknown skip"
+        )
+    if missing:
+        text = "".join(c for c in text if c in vocab)
+    stoi = {c: i for i, c in enumerate(vocab)}
+    seed_ids = [stoi[c] for c in text]
+    strategy = Strategy(0.0 if greedy else temperature, top_k, top_p)
+    limit = None if length == 0 else length
+    with console.pipe_guard():
+        for k in range(num):
+            if k:
+                _write(separator)
+            if echo_seed and text:
+                _write(text)
+            if beam_width is not None:
+                if not seed_ids:
+                    raise UsageError("--beam-width needs a --seed to start from")
+                _write(beam_search(model, vocab, seed_ids, length, beam_width))
+            else:
+                rs = None if random_seed is None else random_seed + k
+                chars = generate(model, vocab, seed_ids, limit, strategy, random_seed=rs,
+                                 unigram=ck.get("unigram"))  # fmt: skip
+                _stream(chars)
+        if sys.stdout.isatty():
+            _write("\n")
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _stream(chars) -> None:
+    buf: list[str] = []
+    next_flush = time.monotonic() + FLUSH_SECONDS
+    for ch in chars:
+        buf.append(ch)
+        if len(buf) >= FLUSH_CHARS or time.monotonic() >= next_flush:
+            _write("".join(buf))
+            buf.clear()
+            next_flush = time.monotonic() + FLUSH_SECONDS
+    if buf:
+        _write("".join(buf))

@@ -1,0 +1,120 @@
+"""Sampling: the numpy stepper equals the model, the seed comes first, the same seed gives the
+same text, unknown seed characters are named, and a closed pipe ends quietly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from charrnn_cli.config import ModelConfig
+from charrnn_cli.model import CharRNN
+from charrnn_cli.sample import CpuStepper, Strategy, beam_search, sample
+from tests.helpers import TINY
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_cpu_stepper_matches_the_model(cell):
+    torch.manual_seed(0)
+    m = CharRNN(ModelConfig(cell=cell, vocab_size=7, embed_size=5, hidden_size=12, layers=2)).eval()
+    ids = [1, 4, 2, 6, 0, 3]
+    with torch.inference_mode():
+        logits, _ = m(torch.tensor([ids]))
+    stepper = CpuStepper(m)
+    for t, i in enumerate(ids):
+        np.testing.assert_allclose(stepper.step(i), logits[0, t].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _model():
+    torch.manual_seed(0)
+    return CharRNN(ModelConfig(vocab_size=5, embed_size=4, hidden_size=8, layers=1)).eval()
+
+
+def test_same_seed_same_text_and_length():
+    m = _model()
+    a = "".join(sample(m, "abcde", [0, 1], 50, Strategy(1.0), random_seed=3))
+    b = "".join(sample(m, "abcde", [0, 1], 50, Strategy(1.0), random_seed=3))
+    c = "".join(sample(m, "abcde", [0, 1], 50, Strategy(1.0), random_seed=4))
+    assert a == b != c and len(a) == 50
+
+
+def test_top_k_1_and_greedy_agree():
+    m = _model()
+    g = "".join(sample(m, "abcde", [2], 30, Strategy(0.0)))
+    k = "".join(sample(m, "abcde", [2], 30, Strategy(1.0, top_k=1), random_seed=9))
+    assert g == k
+
+
+def test_no_seed_draws_from_the_unigram():
+    m = _model()
+    text = "".join(sample(m, "abcde", [], 1, Strategy(1.0), random_seed=0, unigram=[0, 0, 5, 0, 0]))
+    assert text == "c"
+
+
+def test_beam_search_length():
+    assert len(beam_search(_model(), "abcde", [0], 17, width=4)) == 17
+
+
+@pytest.fixture
+def trained(cli, tiny_corpus):
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "m", *TINY, "--max-steps", "120",
+            "--lr", "0.02")  # fmt: skip
+    assert r.code == 0, r.err
+    return "m"
+
+
+def test_sample_command_starts_with_the_seed_and_repeats(cli, trained):
+    a = cli("sample", "--run", trained, "--len", "200", "--seed", "the ", "--random-seed", "1")
+    b = cli("sample", "--run", trained, "--len", "200", "--seed", "the ", "--random-seed", "1")
+    assert a.code == 0, a.err
+    assert a.out.startswith("the ") and len(a.out) == 204 and a.out == b.out
+    assert a.err == ""  # nothing but data, and nothing on stderr either
+    r = cli("sample", "--run", trained, "--len", "50", "--seed", "the ", "--no-echo-seed")
+    assert len(r.out) == 50
+    r = cli("sample", "--len", "20", "--num", "3", "--separator", "|", "--random-seed", "2")
+    assert r.out.count("|") == 2
+
+
+def test_unknown_seed_characters_are_named(cli, trained):
+    r = cli("sample", "--run", trained, "--seed", "Ωmega ✓", "--len", "5")
+    assert r.code == 2 and "'Ω'" in r.err and "'✓'" in r.err and "--unknown skip" in r.err
+    r = cli("sample", "--run", trained, "--seed", "Ωthe", "--len", "5", "--unknown", "skip")
+    assert r.code == 0 and r.out.startswith("the")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--len", "-1"], ["--temperature", "-1"], ["--top-p", "0"], ["--top-p", "1.5"],
+     ["--top-k", "0"], ["--len", "0"]],
+)  # fmt: skip
+def test_bad_sampling_options(cli, trained, args):
+    r = cli("sample", "--run", trained, *args)
+    assert r.code == 2 and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_no_runs_says_to_train(cli):
+    r = cli("sample")
+    assert r.code == 1 and "charrnn train" in r.err
+
+
+def test_pipe_closed_early_is_quiet(trained, charrnn_home):
+    cmd = f"{sys.executable} -m charrnn_cli sample --run m --len 200000 | head -c 100"
+    r = subprocess.run(["bash", "-c", f"{cmd}; echo rc=${{PIPESTATUS[0]}}"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "rc=0" in r.stdout and "Traceback" not in r.stderr, r.stderr
+
+
+def test_seed_from_stdin(trained, charrnn_home):
+    r = subprocess.run(
+        [sys.executable, "-m", "charrnn_cli", "sample", "--run", "m", "--seed", "-", "--len", "10"],
+        input="the cat", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stdout.startswith("the cat") and len(r.stdout) == 17
+    r = subprocess.run(
+        [sys.executable, "-m", "charrnn_cli", "sample", "--run", "m", "--seed", "-"],
+        input="", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and "stdin" in r.stderr
