@@ -1,12 +1,24 @@
-"""Run the benchmark suite: `python -m benchmarks [startup ...]` (all by default)."""
+"""Run the benchmark suite: `python -m benchmarks [NAME ...]` (all by default; `make bench`).
+
+Every benchmark prints JSON lines with its figures and the ratio against a reference measured
+in the same run. BENCH_MINUTES scales the quality budget (5 by default: the targets assume it).
+"""
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import startup
+from benchmarks import data, memory, quality, sample_quality, sampling, startup, throughput
 
-SUITE = {"startup": startup.run}
+SUITE = {
+    "startup": startup.run,
+    "throughput": throughput.run,
+    "sampling": sampling.run,
+    "sample_quality": sample_quality.run,
+    "data": data.run,
+    "memory": memory.run,
+    "quality": quality.run,
+}
 
 
 def main(names: list[str]) -> None:

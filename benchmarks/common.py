@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: JSON output, medians, subprocess timing, the corpus."""
+"""Helpers shared by the benchmarks: JSON output, medians, subprocess timing, corpora, runs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,3 +37,29 @@ def corpus() -> Path:
     if not TINY.exists():
         sys.exit(f"benchmarks need Tiny Shakespeare at {TINY} (or run `charrnn fetch`)")
     return TINY
+
+
+def scratch_home() -> str:
+    """A throwaway CHARRNN_HOME for this benchmark process."""
+    home = tempfile.mkdtemp(prefix="charrnn-bench-")
+    os.environ["CHARRNN_HOME"] = home
+    return home
+
+
+def minutes(default: float) -> float:
+    """Budgets scale with BENCH_MINUTES (e.g. 1 for a quick look; the targets assume 5)."""
+    return float(os.environ.get("BENCH_MINUTES", default))
+
+
+def train_records(given: dict, preset: str | None = None, corpus_path: Path | None = None):
+    """charrnn's own training loop, in this process: yields its records."""
+    from charrnn_cli import config, encode
+    from charrnn_cli.train import Job, train
+
+    scratch_home()
+    model_cfg, train_cfg = config.build(given, preset)
+    path = corpus_path or corpus()
+    data = encode.load(path)
+    info = {"name": path.stem, "path": str(path), "sha256": data.sha256, "source": "bench"}
+    name = f"bench-{os.getpid()}-{time.monotonic_ns()}"
+    return train(Job(name, model_cfg, train_cfg, data, info, preset=preset or "tutorial"))

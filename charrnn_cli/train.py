@@ -167,6 +167,7 @@ def train(
     torch.manual_seed(tcfg.random_seed)
     random.seed(tcfg.random_seed)
     model = CharRNN(mcfg).to(dev)
+    model.rnn.flatten_parameters()  # one contiguous weight buffer for cuDNN after the move
     net: torch.nn.Module = model
     if comm.active:
         from torch.nn.parallel import DistributedDataParallel
