@@ -11,7 +11,9 @@ GPU-trained run samples on a laptop.
 
 from __future__ import annotations
 
+import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +38,22 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CharrnnError(f"no checkpoint at {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickles: the error says it all
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, random bytes, a refused pickle global...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            reason = "it holds objects that only a full unpickle could build (refused unloaded)"
-        raise CorruptFileError(f"checkpoint {path} cannot be loaded: {reason[:200]}") from None
+        text = str(exc).strip()
+        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+            raise CorruptFileError(
+                f"checkpoint {path} is refused: it is not plain tensors and numbers (damaged, "
+                "or it holds objects that only a full unpickle could build; nothing in it was "
+                "run)"
+            ) from None
+        first = text.splitlines()[0].split(". ")[0] if text else ""
+        reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        raise CorruptFileError(
+            f"checkpoint {path} is truncated or damaged ({reason[:160]})"
+        ) from None
     if not isinstance(data, dict) or "model" not in data or "config" not in data:
         raise CorruptFileError(f"checkpoint {path} is not a charrnn checkpoint")
     if int(data.get("format", 0)) > FORMAT:

@@ -98,10 +98,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if _debug:
             raise
+        message = _resource_message(exc)
+        if message is not None:  # a full disk, a read-only folder, no memory: not a bug
+            console.error(message)
+            return EXIT_FAILURE
         console.error(
             f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
         )
         return EXIT_FAILURE
+
+
+def _resource_message(exc: BaseException) -> str | None:
+    """One line for a failure of the machine rather than of charrnn: a disk that is full or
+    read-only, a folder without permission, memory that ran out. None for anything else."""
+    from charrnn_cli import paths
+
+    if isinstance(exc, OSError) and paths.is_storage_error(exc):
+        reason = paths.STORAGE_ERRNOS[exc.errno or 0]
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{reason}{where}: {paths.storage_hint(exc)}"
+    text = str(exc)
+    if isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError)
+        and ("can't allocate memory" in text or type(exc).__name__ == "OutOfMemoryError")
+    ):
+        return (
+            "out of memory: the model or batch is too large for this machine; "
+            "use a smaller --hidden-size, --layers, --batch-size or --seq-len"
+        )
+    return None
 
 
 def run() -> None:

@@ -114,6 +114,27 @@ def is_url(text: str) -> bool:
     return text.lower().startswith(("http://", "https://"))
 
 
+def check_url(url: str) -> str:
+    """Return `url` if it can be requested at all, else raise UsageError (a malformed URL is
+    the user's typo, not a network failure)."""
+    from urllib.parse import urlsplit
+
+    why = None
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        why = "it contains spaces or control characters (encode a space as %20)"
+    else:
+        try:
+            parts = urlsplit(url)
+            _ = parts.port  # raises ValueError for a port that is not a number in 0-65535
+            if not parts.hostname:
+                why = "it names no host"
+        except ValueError as exc:
+            why = str(exc)
+    if why is not None:
+        raise UsageError(f"malformed URL {url!r}: {why}")
+    return url
+
+
 def is_offline() -> bool:
     """True when `CHARRNN_OFFLINE` is set to something other than 0/false/no."""
     return os.environ.get("CHARRNN_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
@@ -212,7 +233,8 @@ def _lock(name: str, wait: float) -> Iterator[bool]:
 
 def _prepare_cache() -> Path:
     folder = paths.cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    with paths.storage_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     paths.sweep_stale_temps(folder)
     return folder
 
@@ -227,21 +249,23 @@ def _store(
     """Write checked text chunks to a temp in the cache and move it to `final` (or to
     `final(sha256)`); return (path, sha256, size)."""
     folder = _prepare_cache()
-    tmp = paths.temp_path(final if isinstance(final, Path) else folder / "stdin.txt")
+    named = final if isinstance(final, Path) else folder / "stdin.txt"
+    tmp = paths.temp_path(named)
     try:
-        with open(tmp, "w+b") as fh:
-            sink = download.TextSink(fh, label)
-            for chunk in chunks:
-                sink.write(chunk)
-                if progress is not None:
-                    progress(sink.size, total)
-            sha, size = sink.finish()
-            fh.flush()
-            os.fsync(fh.fileno())
-        target = final if isinstance(final, Path) else final(sha)
-        os.replace(tmp, target)
-        paths.fsync_dir(folder)
-        return target, sha, size
+        with paths.storage_errors(named):  # a full disk or read-only cache: one clear line
+            with open(tmp, "w+b") as fh:
+                sink = download.TextSink(fh, label, named)
+                for chunk in chunks:
+                    sink.write(chunk)
+                    if progress is not None:
+                        progress(sink.size, total)
+                sha, size = sink.finish()
+                fh.flush()
+                os.fsync(fh.fileno())
+            target = final if isinstance(final, Path) else final(sha)
+            os.replace(tmp, target)
+            paths.fsync_dir(folder)
+            return target, sha, size
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -278,6 +302,7 @@ def fetch(
     if max_bytes is not None and source != PYSRC:
         raise UsageError("--max-bytes applies to the pysrc corpus only")
     if is_url(source):
+        check_url(source)
         target = check_name(name if name is not None else name_from_url(source))
         return _fetch_url(target, source, expected, None, force, progress, opts)
     if source == PYSRC:
@@ -306,7 +331,7 @@ def source_url(entry: Entry | str, mirror: str | None = None) -> str:
     if mirror:
         if not is_url(mirror):
             raise UsageError(f"--mirror must be an http(s) URL, not {mirror!r}")
-        return f"{mirror.rstrip('/')}/{entry.name}.txt"
+        return check_url(f"{mirror.rstrip('/')}/{entry.name}.txt")
     if entry.url is None:
         raise UsageError(f"{entry.name} is built locally and has no URL")
     return entry.url

@@ -75,9 +75,10 @@ class TextSink:
     (the file is truncated), so a restarted download never appends twice.
     """
 
-    def __init__(self, fh: IO[bytes] | None, label: str) -> None:
+    def __init__(self, fh: IO[bytes] | None, label: str, dest: Path | None = None) -> None:
         self.fh = fh
         self.label = label
+        self.dest = dest  # the file being made, named when the disk refuses a write
         self.reset()
 
     def reset(self) -> None:
@@ -99,9 +100,12 @@ class TextSink:
             self.decoder.decode(chunk)
         except UnicodeDecodeError as exc:
             self._not_utf8(self.size - pending + exc.start)
-        self.hasher.update(chunk)
         if self.fh is not None:
-            self.fh.write(chunk)
+            try:
+                self.fh.write(chunk)
+            except OSError as exc:  # the disk, not the network: never retried as a cut-off body
+                raise paths.write_error(self.dest or getattr(self.fh, "name", None), exc) from None
+        self.hasher.update(chunk)
         self.size += len(chunk)
 
     def finish(self) -> tuple[str, int]:
@@ -201,27 +205,28 @@ def download(
     sha256 (naming both hashes). On any failure `final` keeps what it held before.
     """
     opts = opts or DEFAULTS
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = paths.temp_path(final)
     try:
-        with open(tmp, "w+b") as fh, make_session(opts) as session:
-            sink = TextSink(fh, url)
-            _stream(session, url, sink, progress, opts)
-            sha, size = sink.finish()
-            if expected_size is not None and size != expected_size:
-                raise CorruptFileError(
-                    f"{url} has {size:,} bytes, expected {expected_size:,}: "
-                    "a truncated or different file; nothing was cached"
-                )
-            if expected_sha256 is not None and sha != expected_sha256.lower():
-                raise CorruptFileError(
-                    f"sha256 mismatch for {url}: expected {expected_sha256.lower()}, got {sha}; "
-                    "nothing was cached"
-                )
-            _fsync(fh)
-        os.replace(tmp, final)
-        paths.fsync_dir(final.parent)
-        return sha, size
+        with paths.storage_errors(final):  # a full disk or read-only folder: one clear line
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w+b") as fh, make_session(opts) as session:
+                sink = TextSink(fh, url, final)
+                _stream(session, url, sink, progress, opts)
+                sha, size = sink.finish()
+                if expected_size is not None and size != expected_size:
+                    raise CorruptFileError(
+                        f"{url} has {size:,} bytes, expected {expected_size:,}: "
+                        "a truncated or different file; nothing was cached"
+                    )
+                if expected_sha256 is not None and sha != expected_sha256.lower():
+                    raise CorruptFileError(
+                        f"sha256 mismatch for {url}: expected {expected_sha256.lower()}, "
+                        f"got {sha}; nothing was cached"
+                    )
+                _fsync(fh)
+            os.replace(tmp, final)
+            paths.fsync_dir(final.parent)
+            return sha, size
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

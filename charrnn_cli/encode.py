@@ -98,6 +98,6 @@ def load(path: Path, sha256: str | None = None) -> Encoded:
         with paths.atomic_writer(ids_path) as fh:
             np.save(fh, ids, allow_pickle=False)
         paths.atomic_write_text(meta_path, json.dumps({"vocab": vocab, "length": int(ids.size)}))
-    except OSError:
+    except (OSError, paths.WriteError):
         pass  # a read-only cache only costs the next run the encoding time
     return Encoded(ids, vocab, digest)

@@ -3,20 +3,72 @@
 Corpora are a cache (they can be fetched again) and live in the platformdirs user cache dir;
 runs are the user's data and live in the user data dir. `CHARRNN_HOME` moves both. Every write
 goes to a uniquely named temp file in the same folder, is fsynced, and is moved into place with
-`os.replace`, which is atomic on POSIX and Windows. Standard library and platformdirs only.
+`os.replace`, which is atomic on POSIX and Windows. A disk that refuses a write (full, a size
+limit, read-only, no permission) becomes a one-line `WriteError`, with the old file kept.
+Standard library, platformdirs and `charrnn_cli.errors` only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from charrnn_cli.errors import CharrnnError
+
 APP = "charrnn"
 TMP_SUFFIX = ".tmp"
+
+# errnos that mean "this file cannot be written here", with the words a user reads
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "file too large (the disk is full or a file-size limit was reached)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+class WriteError(CharrnnError):
+    """A file could not be written (disk full, size limit, read-only, no permission); whatever
+    was there before is unchanged and no temp file is left."""
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether `exc` is an OSError saying the disk or folder refuses the write."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
+
+
+def write_error(path: Path | str | None, exc: OSError) -> WriteError:
+    """The one-line error for a failed write of `path`."""
+    reason = STORAGE_ERRNOS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+    where = f"cannot write {path}" if path else "cannot write a file"
+    return WriteError(f"{where}: {reason}; nothing was changed: {storage_hint(exc)}")
+
+
+def storage_hint(exc: OSError) -> str:
+    """What the user can do about a refused write."""
+    if exc.errno == errno.EROFS:
+        return "point CHARRNN_HOME at a writable folder"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "check the folder's permissions, or point CHARRNN_HOME at another folder"
+    return "free some space, or point CHARRNN_HOME at another disk"
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path | str | None) -> Iterator[None]:
+    """Turn a disk-full / read-only / permission OSError inside the block into a WriteError."""
+    try:
+        yield
+    except OSError as exc:
+        if not is_storage_error(exc):
+            raise
+        raise write_error(path, exc) from None
 
 
 def home_override() -> Path | None:
@@ -65,18 +117,20 @@ def atomic_writer(final: Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside `final`; on success fsync it and move it into place.
 
     On any exception (or a kill) the temp file is removed or left as a stale temp that
-    `sweep_stale_temps` clears; `final` is either the old file or the complete new one.
+    `sweep_stale_temps` clears; `final` is either the old file or the complete new one. A full
+    disk, a file-size limit or a read-only folder raises `WriteError` (one line, exit 1).
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(final)
     encoding = None if "b" in mode else "utf-8"
     try:
-        with open(tmp, mode, encoding=encoding) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
+        with storage_errors(final):  # a full disk: one clear line, the old file kept
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, mode, encoding=encoding) as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

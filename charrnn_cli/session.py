@@ -41,8 +41,34 @@ def prepare(
             f"or remove it with `charrnn runs rm {name}`"
         )
     model_cfg.vocab_size = len(data.vocab)
+    check_fits(model_cfg)
     info = {"name": cf.name, "path": str(cf.path), "sha256": cf.sha256, "source": cf.source}
     return Job(name, model_cfg, train_cfg, data, info, resume=False, preset=preset or "tutorial")
+
+
+def check_fits(model_cfg: config.ModelConfig) -> None:
+    """Refuse a model whose weights and Adam's two moments (fp32) alone exceed this machine's
+    memory, before anything is allocated or written: a UsageError, not the OOM killer."""
+    import os
+
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: let the allocator tell
+        return
+    import torch
+
+    from charrnn_cli.model import CharRNN
+
+    with torch.device("meta"):  # counts the parameters without allocating them
+        params = CharRNN(model_cfg).num_parameters()
+    need = params * 4 * 3
+    if need > ram:
+        raise UsageError(
+            f"--hidden-size {model_cfg.hidden_size} x --layers {model_cfg.layers} is "
+            f"{params:,} parameters: training needs at least {need / 2**30:,.0f} GiB, more than "
+            f"this machine's {ram / 2**30:,.0f} GiB of memory; use a smaller --hidden-size, "
+            "--layers or --embed-size"
+        )
 
 
 def _resumed(corpus_spec: str | None, run: str | None, preset: str | None, given: dict) -> Job:

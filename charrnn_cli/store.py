@@ -146,23 +146,26 @@ class MetricsWriter:
     """Appends one JSON line per record, flushed, each line whole (one write call)."""
 
     def __init__(self, name: str) -> None:
-        path = run_dir(name) / METRICS
+        path = self.path = run_dir(name) / METRICS
         # a kill mid-line leaves a torn tail: end it so the next record starts a fresh line
-        if path.exists() and path.stat().st_size:
-            with open(path, "rb") as fh:
-                fh.seek(-1, os.SEEK_END)
-                torn = fh.read(1) != b"\n"
-            if torn:
-                with open(path, "ab") as fh:
-                    fh.write(b"\n")
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        with paths.storage_errors(path):
+            if path.exists() and path.stat().st_size:
+                with open(path, "rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    torn = fh.read(1) != b"\n"
+                if torn:
+                    with open(path, "ab") as fh:
+                        fh.write(b"\n")
+            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
     def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(record) + "\n")
-        self._fh.flush()
+        with paths.storage_errors(self.path):  # a full disk: one clear line, not a traceback
+            self._fh.write(json.dumps(record) + "\n")
+            self._fh.flush()
 
     def close(self) -> None:
-        self._fh.close()
+        with contextlib.suppress(OSError):  # a line the full disk refused is already reported
+            self._fh.close()
 
 
 def summary(name: str) -> dict[str, Any]:
@@ -199,31 +202,60 @@ def remove(name: str) -> Path:
 
 @contextlib.contextmanager
 def lock(name: str) -> Iterator[None]:
-    """Hold the run's lock while training; a second trainer is refused at once."""
+    """Hold the run's lock while training; a second trainer is refused at once.
+
+    Once held, temp files of a trainer killed mid-save are swept; a run folder this call made
+    that holds nothing but the lock at the end (training failed before writing) is removed."""
     folder = run_dir(name)
-    folder.mkdir(parents=True, exist_ok=True)
+    created = not folder.exists()
+    with paths.storage_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; run unguarded
         yield
         return
-    fh = open(folder / ".lock", "a+")  # noqa: SIM115
+    with paths.storage_errors(folder / ".lock"):
+        fh = open(folder / ".lock", "a+")  # noqa: SIM115
+    held = False
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
             raise BusyError(
-                f"run {name!r} is being trained by {holder}; wait for it or use another --run"
+                f"run {name!r} is being trained by {_holder(fh)}; wait for it or use another --run"
             ) from None
+        held = True
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
+        paths.sweep_stale_temps(folder)
         yield
     finally:
+        if held:
+            with contextlib.suppress(OSError):
+                fh.seek(0)
+                fh.truncate()  # no stale pid for the next trainer's message
+                if created and [p.name for p in folder.iterdir()] == [".lock"]:
+                    (folder / ".lock").unlink()
+                    folder.rmdir()
         fh.close()
+
+
+def _holder(fh: Any) -> str:
+    """Who holds a run's lock: "pid N" as the holder wrote it just after taking the lock (a
+    moment's wait covers a holder that has the lock but has not written yet)."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        fh.seek(0)
+        text = fh.read().strip()
+        match = re.fullmatch(r"pid (\d+)", text)
+        if match and paths.pid_alive(int(match.group(1))):
+            return text
+        if time.monotonic() >= deadline:
+            return "another process"
+        time.sleep(0.02)
 
 
 def complete_run_name(incomplete: str) -> list[str]:

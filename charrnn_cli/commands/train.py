@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from charrnn_cli import console, store
-from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, UsageError
 
 PANEL_DATA = "Data"
 PANEL_MODEL = "Model"
@@ -109,7 +109,8 @@ def train(
         float | None, _opt("Checkpoint every N minutes [5].", PANEL_RUN, min=0.0)
     ] = None,
     random_seed: Annotated[
-        int | None, _opt("Seed: same seed, same run on CPU [0].", PANEL_RUN, min=0)
+        int | None,
+        _opt("Seed: same seed, same run on CPU [0].", PANEL_RUN, min=0, max=2**63 - 1),
     ] = None,
     device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:N or mps [auto].", PANEL_RUN)] = None,
     precision: Annotated[
@@ -137,6 +138,8 @@ def train(
         "save_every": save_every, "random_seed": random_seed, "device": device,
         "precision": precision,
     }  # fmt: skip
+    if lr is not None and lr <= 0:
+        raise UsageError(f"--lr must be positive, got {lr:g} (a zero learning rate learns nothing)")
     if nproc is not None and nproc > 1:
         from charrnn_cli.launch import launch
 
