@@ -144,6 +144,8 @@ def check(model: ModelConfig, train: TrainConfig) -> None:
         raise UsageError(f"--cell must be one of {', '.join(CELLS)}")
     if model.tie_weights and model.embed_size != model.hidden_size:
         raise UsageError("--tie-weights needs --embed-size equal to --hidden-size")
+    if train.lr <= 0:
+        raise UsageError(f"--lr must be positive, got {train.lr:g} (a zero rate learns nothing)")
     if not 0.0 < train.val_fraction < 1.0:
         raise UsageError(f"--val-fraction must be inside (0, 1), got {train.val_fraction}")
     if train.max_minutes is not None and train.max_minutes <= 0:

@@ -208,10 +208,20 @@ def train(
     total = per_epoch * tcfg.epochs
     if tcfg.max_steps is not None:
         total = min(total, tcfg.max_steps)
+    if job.resume and step >= total:
+        raise UsageError(
+            f"run {job.name!r} already reached step {step} of {total} (epoch {epoch}); raise "
+            "--epochs or --max-steps to continue it (limits count from the run's start)"
+        )
 
     if comm.is_main:
         run.mkdir(parents=True, exist_ok=True)
-        if not job.resume:
+        if job.resume:  # limits given anew become the run's, so a later --resume keeps them
+            stored = store.read_config(job.name)
+            stored["train"] = to_dict(mcfg, tcfg)["train"]
+            stored.pop("format", None)
+            store.write_config(job.name, stored)
+        else:
             store.write_config(
                 job.name,
                 {

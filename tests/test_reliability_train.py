@@ -324,7 +324,8 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(
     small = ["--corpus", str(tiny_corpus), *TINY, "--batch-size", "64", "--run", "full"]
     assert cli("train", *small, "--max-steps", "3").code == 0
     folder = charrnn_home / "runs" / "full"
-    before = {name: _hash(folder / name) for name in ("last.pt", "best.pt", "config.json")}
+    # config.json records the limits given anew on --resume; the checkpoints must not change
+    before = {name: _hash(folder / name) for name in ("last.pt", "best.pt")}
     limit = (folder / "last.pt").stat().st_size // 2  # a checkpoint no longer fits
 
     def full_disk() -> None:

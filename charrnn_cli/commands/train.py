@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from charrnn_cli import console, store
-from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, UsageError
+from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
 
 PANEL_DATA = "Data"
 PANEL_MODEL = "Model"
@@ -138,8 +138,6 @@ def train(
         "save_every": save_every, "random_seed": random_seed, "device": device,
         "precision": precision,
     }  # fmt: skip
-    if lr is not None and lr <= 0:
-        raise UsageError(f"--lr must be positive, got {lr:g} (a zero learning rate learns nothing)")
     if nproc is not None and nproc > 1:
         from charrnn_cli.launch import launch
 
