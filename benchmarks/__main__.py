@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import data, memory, quality, sample_quality, sampling, startup, throughput
+from benchmarks import (
+    data,
+    ddp,
+    memory,
+    quality,
+    sample_quality,
+    sampling,
+    startup,
+    throughput,
+)
 
 SUITE = {
     "startup": startup.run,
@@ -17,6 +26,7 @@ SUITE = {
     "sample_quality": sample_quality.run,
     "data": data.run,
     "memory": memory.run,
+    "ddp": ddp.run,
     "quality": quality.run,
 }
 

@@ -1,23 +1,39 @@
 """Data-parallel training across processes (torchrun, or `charrnn train --nproc N`).
 
 torchrun sets RANK, LOCAL_RANK and WORLD_SIZE (plus the rendezvous address); `from_env()` then
-joins the process group (`gloo` on CPU, `nccl` on CUDA, which is RCCL on ROCm) with a timeout,
-and `Comm` offers the few collectives the training loop needs: every decision to stop or skip
-is agreed by all ranks, so no rank waits in a collective that another has left. A single
-process gets a `Comm` whose collectives are no-ops.
+joins the process group (`gloo` on CPU, `nccl` on CUDA, which is RCCL on ROCm; each rank on
+its LOCAL_RANK GPU) with a timeout, and `Comm` offers the few collectives the training loop
+needs: every decision to stop, skip or save is agreed by all ranks, so no rank waits in a
+collective that another has left. A single process gets a `Comm` whose collectives are no-ops.
+
+A failure on one rank ends the job: the rank exits with its error, torchrun's agent stops the
+others (a peer blocked in a collective with the dead rank fails at once, or at the timeout),
+and the launcher reports which rank failed first.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import sys
+import time
 
 import torch
 import torch.distributed as dist
 
-from charrnn_cli.errors import CharrnnError
+from charrnn_cli.errors import CharrnnError, UsageError
 
-TIMEOUT = datetime.timedelta(seconds=float(os.environ.get("CHARRNN_DIST_TIMEOUT", "120")))
+
+def _timeout() -> datetime.timedelta:
+    """How long joining the group, or any one collective, may wait for the other ranks."""
+    raw = os.environ.get("CHARRNN_DIST_TIMEOUT", "120")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise UsageError(f"CHARRNN_DIST_TIMEOUT={raw!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise UsageError(f"CHARRNN_DIST_TIMEOUT must be positive, got {raw}")
+    return datetime.timedelta(seconds=seconds)
 
 
 class Comm:
@@ -39,9 +55,15 @@ class Comm:
         """For each flag, whether any rank raised it."""
         if not self.active:
             return list(flags)
-        t = torch.tensor([float(f) for f in flags], device=self.device)
+        return [v > 0 for v in self.max(*(float(f) for f in flags))]
+
+    def max(self, *values: float) -> list[float]:
+        """Element-wise maxima over ranks (float64): flags, or the slowest rank's clock."""
+        if not self.active:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
+        return t.tolist()
 
     def sum(self, *values: float) -> list[float]:
         """Element-wise sums over ranks (float64)."""
@@ -52,7 +74,7 @@ class Comm:
         return t.tolist()
 
     def broadcast_float(self, value: float) -> float:
-        """Rank 0's value on every rank (the wall clock that counts for the time budget)."""
+        """Rank 0's value on every rank."""
         if not self.active:
             return value
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
@@ -68,8 +90,29 @@ class Comm:
         return box[0]
 
     def close(self) -> None:
-        if self.active and dist.is_initialized():
-            dist.destroy_process_group()
+        """Leave the process group.
+
+        After a normal end every rank waits for the others (rank 0 may still be writing the
+        last checkpoint) and then leaves. While an exception is on its way out, no collective
+        is attempted: the other ranks may be inside one, and torchrun's agent stops them.
+        """
+        if not (self.active and dist.is_initialized()):
+            return
+        failing = sys.exc_info()[0] is not None
+        try:
+            if not failing:
+                if self.device.type == "cuda":
+                    dist.barrier(device_ids=[self.local_rank])
+                else:
+                    dist.barrier()
+                dist.destroy_process_group()
+        except Exception:  # a peer that failed at the very end: its own error is the story
+            pass
+        finally:
+            # gloo's worker threads free a finished collective's tensors a moment after the
+            # caller has its result, and that needs the GIL: give it to them now, or the
+            # interpreter may be finalising by then and abort the process (SIGABRT at exit)
+            time.sleep(0.05)
 
 
 def launched_by_torchrun() -> bool:
@@ -80,17 +123,55 @@ def from_env(device_spec: str) -> Comm:
     """Join torchrun's process group when WORLD_SIZE > 1; a local Comm otherwise."""
     if not launched_by_torchrun():
         return Comm()
-    rank = int(os.environ["RANK"])
-    world = int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device_spec != "cpu" and torch.cuda.is_available()
-    backend = "nccl" if use_cuda else "gloo"
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
     try:
-        dist.init_process_group(backend=backend, timeout=TIMEOUT)
+        rank = int(os.environ["RANK"])
+        world = int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    except (KeyError, ValueError) as exc:
+        raise CharrnnError(
+            f"WORLD_SIZE is {os.environ.get('WORLD_SIZE')} but {exc} is missing or not a number: "
+            "start data-parallel training with torchrun or `charrnn train --nproc N`"
+        ) from None
+    use_cuda = _wants_cuda(device_spec)
+    if use_cuda:
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        if local_rank >= torch.cuda.device_count():
+            raise UsageError(
+                f"{local_world} processes on this machine but only "
+                f"{torch.cuda.device_count()} GPU(s) are visible: use at most one process per "
+                "GPU (--nproc / --nproc-per-node), or --device cpu"
+            )
+        torch.cuda.set_device(local_rank)
+    backend = "nccl" if use_cuda else "gloo"
+    timeout = _timeout()
+    try:
+        if use_cuda:
+            dist.init_process_group(
+                backend=backend, timeout=timeout, device_id=torch.device("cuda", local_rank)
+            )
+        else:
+            dist.init_process_group(backend=backend, timeout=timeout)
     except Exception as exc:  # rendezvous failure, timeout
-        raise CharrnnError(f"rank {rank} could not join the process group: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CharrnnError(
+            f"rank {rank} of {world} could not join the process group ({backend}) within "
+            f"{timeout.total_seconds():g} s: {first[:300]}"
+        ) from None
     comm = Comm(rank, world, local_rank)
     comm.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     return comm
+
+
+def _wants_cuda(device_spec: str) -> bool:
+    """CUDA (nccl) or the CPU (gloo) for this job; another device is refused, not ignored."""
+    from charrnn_cli import device
+
+    spec = device_spec or "auto"
+    if spec == "mps":
+        raise UsageError(
+            "--device mps: data-parallel training runs on CPUs (gloo) or CUDA/ROCm GPUs "
+            "(nccl); use one process on MPS, or --device cpu"
+        )
+    if spec == "cpu":
+        return False
+    return device.pick(spec).type == "cuda"  # cuda[:N] that is not there: a UsageError

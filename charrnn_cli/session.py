@@ -25,6 +25,11 @@ def prepare(
     comm: Comm,
 ) -> Job:
     """The Job to train, or a CharrnnError saying what to change."""
+    if corpus_spec == "-" and comm.active:
+        raise UsageError(
+            "--corpus - cannot be shared by several processes: import it first "
+            "with `charrnn fetch --from - --name NAME` and train on NAME"
+        )
     if resume:
         return _resumed(corpus_spec, run, preset, given)
     model_cfg, train_cfg = config.build(given, preset)

@@ -126,6 +126,20 @@ def _injected_nan_steps(rank: int) -> set[int]:
     return {int(s) for s in spec.split(",") if s.strip()}
 
 
+def _keep_streams(ck: dict[str, Any], cfg: TrainConfig, world: int) -> None:
+    """Resume on the checkpoint's streams: a run of W processes x B streams resumes in `world`
+    processes of W*B/world streams each, so the text layout, the data cursor and the carried
+    state still fit (a data-parallel run resumes in one process, and the other way round)."""
+    _, saved = checkpoint.configs(ck)
+    total = saved.batch_size * int(ck.get("world_size", 1))
+    if total % world:
+        raise UsageError(
+            f"this run reads {total} streams, which {world} processes cannot share evenly: "
+            f"resume with a number of processes that divides {total}"
+        )
+    cfg.batch_size = total // world
+
+
 def _state_to_cpu(h: State | None) -> list[torch.Tensor]:
     if h is None:
         return []
@@ -148,6 +162,10 @@ def train(
     """Train `job`, yielding records; raises CharrnnError for what the user must fix."""
     comm = comm or Comm()
     mcfg, tcfg = job.model, job.train
+    run = store.run_dir(job.name)
+    ck = checkpoint.load(run / "last.pt") if job.resume else None
+    if ck is not None:
+        _keep_streams(ck, tcfg, comm.world)
     dev = comm.device if comm.active else device.pick(tcfg.device)
     if tcfg.precision != "fp32" and dev.type == "cpu":
         raise UsageError(f"--precision {tcfg.precision} needs a GPU; use fp32 on the CPU")
@@ -176,15 +194,13 @@ def train(
     opt = make_optimizer(model, tcfg)
     amp = device.autocast_dtype(tcfg.precision)
     scaler = torch.amp.GradScaler(dev.type) if tcfg.precision == "fp16" else None
-    run = store.run_dir(job.name)
 
     step = epoch = cursor = bad_run = skipped = 0
     smooth: float | None = None
     elapsed_before = 0.0
     best_val = math.inf
     h: State | None = None
-    if job.resume:
-        ck = checkpoint.load(run / "last.pt")
+    if ck is not None:
         try:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
@@ -219,6 +235,7 @@ def train(
         if job.resume:  # limits given anew become the run's, so a later --resume keeps them
             stored = store.read_config(job.name)
             stored["train"] = to_dict(mcfg, tcfg)["train"]
+            stored["world_size"] = comm.world  # batch_size is per process (see _keep_streams)
             stored.pop("format", None)
             store.write_config(job.name, stored)
         else:
@@ -309,7 +326,8 @@ def train(
     chars_per_step = tcfg.batch_size * tcfg.seq_len * comm.world
     lr = lr_at(tcfg, step, total, elapsed())
     rate: float | None = None
-    last_log = last_save = time.perf_counter()
+    last_log = time.perf_counter()
+    last_save = elapsed_before  # on the agreed clock (see `clock` below)
     window_chars, window_time = 0, 0.0
     last_eval_step = -1
     yield Record("start", step, total, epoch, elapsed(), lr=lr, info={
@@ -321,9 +339,12 @@ def train(
     reason = "done"
     try:
         while True:
-            budget_out = bool(tcfg.max_minutes) and elapsed() >= tcfg.max_minutes * 60
+            # one collective a step: whether any rank was asked to stop, and the slowest rank's
+            # clock, which every rank then uses for the budget, the schedule and timed saves
             stop_sig = should_stop()
-            stop, budget_out = comm.any(stop_sig is not None, budget_out)
+            stop_any, clock = comm.max(float(stop_sig is not None), elapsed())
+            stop = stop_any > 0
+            budget_out = bool(tcfg.max_minutes) and clock >= tcfg.max_minutes * 60
             if stop or budget_out or step >= total:
                 reason = (stop_sig or "stopped") if stop else "budget" if budget_out else "done"
                 break
@@ -335,7 +356,7 @@ def train(
                 yield save(("last", "best") if rec.best else ("last",))
                 continue
             t_step = time.perf_counter()
-            lr = lr_at(tcfg, step, total, elapsed())
+            lr = lr_at(tcfg, step, total, clock)
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y = batches.window(rows, cursor, tcfg.seq_len)  # (B, T) each
@@ -357,7 +378,11 @@ def train(
             clip = tcfg.grad_clip if tcfg.grad_clip > 0 else math.inf
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             loss_value = loss.detach().item()
-            if not (math.isfinite(loss_value) and math.isfinite(float(norm))):
+            finite = math.isfinite(loss_value) and math.isfinite(float(norm))
+            # every rank takes the same branch: a bad step on any rank is skipped on all, and
+            # the loss reported is the mean over the whole (global) batch
+            loss_sum, bad_ranks = comm.sum(loss_value if finite else 0.0, 0.0 if finite else 1.0)
+            if bad_ranks:
                 skipped += 1
                 bad_run += 1
                 h = None  # the state may hold NaNs too
@@ -374,6 +399,7 @@ def train(
                     )
                 continue
             bad_run = 0
+            loss_value = loss_sum / comm.world
             if scaler is not None:
                 scaler.step(opt)
                 scaler.update()
@@ -405,9 +431,9 @@ def train(
                 last_eval_step = step
                 if rec.best:
                     yield save(("best",))
-            if tcfg.save_every and now - last_save >= tcfg.save_every * 60:
+            if tcfg.save_every and clock - last_save >= tcfg.save_every * 60:
                 yield save(("last",))
-                last_save = now
+                last_save = clock
         # the end, however reached: a final evaluation so every run has a best.pt
         improved = False
         if last_eval_step != step:
