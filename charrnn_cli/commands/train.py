@@ -88,6 +88,10 @@ def train(
     warmup_steps: Annotated[
         int | None, _opt("Linear warm-up steps [100].", PANEL_OPT, min=0)
     ] = None,
+    min_lr_fraction: Annotated[
+        float | None,
+        _opt("The cosine's floor, a fraction of --lr [0.1].", PANEL_OPT, min=0.0, max=1.0),
+    ] = None,
     optimizer: Annotated[
         Literal["adam", "adamw"] | None, _opt("Optimizer [adam].", PANEL_OPT)
     ] = None,
@@ -132,7 +136,8 @@ def train(
         "cell": cell, "layers": layers, "hidden_size": hidden_size, "embed_size": embed_size,
         "dropout": dropout, "tie_weights": tie_weights, "seq_len": seq_len,
         "batch_size": batch_size, "val_fraction": val_fraction, "lr": lr,
-        "lr_schedule": lr_schedule, "warmup_steps": warmup_steps, "optimizer": optimizer,
+        "lr_schedule": lr_schedule, "warmup_steps": warmup_steps,
+        "min_lr_fraction": min_lr_fraction, "optimizer": optimizer,
         "weight_decay": weight_decay, "grad_clip": grad_clip, "epochs": epochs,
         "max_steps": max_steps, "max_minutes": max_minutes, "eval_every": eval_every,
         "save_every": save_every, "random_seed": random_seed, "device": device,
