@@ -114,6 +114,93 @@ class CpuStepper:
         return x @ self.w_out + self.b_out
 
 
+class LstmStepper:
+    """The LSTM's equations in numpy with every buffer preallocated (float32).
+
+    Gates are reordered to (i, f, o, g) and the sigmoid gates' weights halved, so one tanh
+    over all four gates gives tanh(x/2) for i, f, o (and sigmoid(x) = tanh(x/2)/2 + 1/2) and
+    tanh(x) for g. Layers above the first read [h_below, h_own] against stacked weights, so
+    a layer costs one matrix-vector product; the first layer's input projection is a table.
+    """
+
+    def __init__(self, model: CharRNN) -> None:
+        cfg = model.cfg
+        self.L, H = cfg.layers, cfg.hidden_size
+        self.H = H
+        sd = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+        order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]  # (i, f, g, o) -> (i, f, o, g)
+        scale = np.ones(4 * H, np.float32)
+        scale[: 3 * H] = 0.5
+
+        def cols(w: np.ndarray) -> np.ndarray:  # (4H, n) torch layout -> (n, 4H), reordered
+            return np.ascontiguousarray(w[order].T * scale, dtype=np.float32)
+
+        bias = [
+            (sd[f"rnn.bias_ih_l{i}"] + sd[f"rnn.bias_hh_l{i}"])[order] * scale
+            for i in range(self.L)
+        ]
+        self.table = sd["embed.weight"] @ cols(sd["rnn.weight_ih_l0"]) + bias[0]  # (V, 4H)
+        self.w0 = cols(sd["rnn.weight_hh_l0"])  # (H, 4H)
+        self.w = [None] + [
+            np.vstack([cols(sd[f"rnn.weight_ih_l{i}"]), cols(sd[f"rnn.weight_hh_l{i}"])])
+            for i in range(1, self.L)
+        ]  # (2H, 4H) for the layers above the first
+        self.b = bias
+        self.w_out = np.ascontiguousarray(sd["head.weight"].T)  # (H, V)
+        self.b_out = sd["head.bias"].copy()
+        # xh[i] = [h of layer i-1, h of layer i] for i >= 1; h0 alone for the first layer
+        self.h0 = np.zeros(H, np.float32)
+        self.xh = [None] + [np.zeros(2 * H, np.float32) for _ in range(1, self.L)]
+        self.c = [np.zeros(H, np.float32) for _ in range(self.L)]
+        self.g = [np.empty(4 * H, np.float32) for _ in range(self.L)]
+        self.tmp = np.empty(H, np.float32)
+        self.logits = np.empty(self.w_out.shape[1], np.float32)
+
+    def _own_h(self, i: int) -> np.ndarray:
+        return self.h0 if i == 0 else self.xh[i][self.H :]
+
+    def load_state(self, h: State) -> None:
+        hs, cs = h  # (L, 1, H) each
+        for i in range(self.L):
+            self._own_h(i)[:] = hs[i, 0].float().cpu().numpy()
+            self.c[i][:] = cs[i, 0].float().cpu().numpy()
+            if i + 1 < self.L:
+                self.xh[i + 1][: self.H] = self._own_h(i)
+
+    def step(self, idx: int) -> np.ndarray:
+        """Feed one character id; return the next character's logits (V,)."""
+        H = self.H
+        for i in range(self.L):
+            g = self.g[i]
+            if i == 0:
+                np.dot(self.h0, self.w0, out=g)
+                g += self.table[idx]
+            else:
+                np.dot(self.xh[i], self.w[i], out=g)
+                g += self.b[i]
+            np.tanh(g, out=g)
+            sig = g[: 3 * H]
+            sig *= 0.5
+            sig += 0.5
+            c = self.c[i]
+            c *= g[H : 2 * H]  # f * c
+            np.multiply(g[:H], g[3 * H :], out=self.tmp)  # i * g
+            c += self.tmp
+            h = self._own_h(i)
+            np.tanh(c, out=h)
+            h *= g[2 * H : 3 * H]  # o * tanh(c)
+            if i + 1 < self.L:
+                self.xh[i + 1][:H] = h
+        np.dot(self._own_h(self.L - 1), self.w_out, out=self.logits)
+        self.logits += self.b_out
+        return self.logits
+
+
+def make_stepper(model: CharRNN) -> CpuStepper | LstmStepper:
+    """The fastest CPU stepper for the model's cell."""
+    return LstmStepper(model) if model.cfg.cell == "lstm" else CpuStepper(model)
+
+
 def _prime(model: CharRNN, ids: list[int], device: torch.device) -> tuple[torch.Tensor, State]:
     """Feed the seed in one call; the logits after its last character and the state."""
     x = torch.tensor([ids], dtype=torch.long, device=device)  # (1, S)
@@ -159,12 +246,13 @@ def sample(
 
 
 def _sample_cpu(model, vocab, logits_t, h, length, produced, s: Strategy, rng) -> Iterator[str]:
-    stepper = CpuStepper(model)
+    stepper = make_stepper(model)
     stepper.load_state(h)
     logits = logits_t.numpy()
     inv_t = 1.0 / s.temperature if not s.greedy else 0.0
     masking = s.top_k is not None or s.top_p is not None
     noise = np.empty((0, len(vocab)), np.float32)
+    scored = np.empty(len(vocab), np.float32)
     row = 0
     while length is None or produced < length:
         if masking:
@@ -174,7 +262,9 @@ def _sample_cpu(model, vocab, logits_t, h, length, produced, s: Strategy, rng) -
         else:
             if row == len(noise):
                 noise, row = rng.gumbel(size=(NOISE_BLOCK, len(vocab))).astype(np.float32), 0
-            idx = int(np.argmax(logits * inv_t + noise[row]))
+            np.multiply(logits, inv_t, out=scored)
+            scored += noise[row]
+            idx = int(np.argmax(scored))
             row += 1
         yield vocab[idx]
         produced += 1

@@ -12,20 +12,30 @@ import torch
 
 from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
-from charrnn_cli.sample import CpuStepper, Strategy, beam_search, sample
+from charrnn_cli.sample import CpuStepper, LstmStepper, Strategy, beam_search, sample
 from tests.helpers import TINY
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_cpu_stepper_matches_the_model(cell):
+@pytest.mark.parametrize(
+    "cell, layers, stepper",
+    [("lstm", 2, CpuStepper), ("lstm", 3, LstmStepper), ("lstm", 1, LstmStepper),
+     ("gru", 2, CpuStepper), ("rnn", 2, CpuStepper)],
+)  # fmt: skip
+def test_cpu_steppers_match_the_model(cell, layers, stepper):
     torch.manual_seed(0)
-    m = CharRNN(ModelConfig(cell=cell, vocab_size=7, embed_size=5, hidden_size=12, layers=2)).eval()
+    cfg = ModelConfig(cell=cell, vocab_size=7, embed_size=5, hidden_size=12, layers=layers)
+    m = CharRNN(cfg).eval()
     ids = [1, 4, 2, 6, 0, 3]
     with torch.inference_mode():
-        logits, _ = m(torch.tensor([ids]))
-    stepper = CpuStepper(m)
-    for t, i in enumerate(ids):
-        np.testing.assert_allclose(stepper.step(i), logits[0, t].numpy(), rtol=1e-5, atol=1e-5)
+        logits, h = m(torch.tensor([ids[:3]]))
+        more, _ = m(torch.tensor([ids[3:]]), h)
+    s = stepper(m)
+    for t, i in enumerate(ids[:3]):
+        np.testing.assert_allclose(s.step(i), logits[0, t].numpy(), rtol=1e-5, atol=1e-5)
+    resumed = stepper(m)
+    resumed.load_state(h)  # the state the seed left, as sampling hands it over
+    for t, i in enumerate(ids[3:]):
+        np.testing.assert_allclose(resumed.step(i), more[0, t].numpy(), rtol=1e-5, atol=1e-5)
 
 
 def _model():
