@@ -35,6 +35,27 @@ def smallest_dtype(n: int) -> np.dtype:
     raise ValueError(n)
 
 
+CHUNK = 1 << 22  # bytes of UTF-8 decoded at a time: bounds the temporaries of non-ASCII text
+
+
+def _utf8_chunks(data: bytes, size: int = CHUNK):
+    """Code points of `data` in chunks cut at character boundaries (strict UTF-8)."""
+    start = 0
+    while start < len(data):
+        end = min(start + size, len(data))
+        while end < len(data) and end > start + 4 and data[end] & 0xC0 == 0x80:
+            end -= 1  # back to the start of a character (a run of stray bytes fails to decode)
+        try:
+            text = data[start:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CharrnnError(
+                f"the corpus is not UTF-8 text (invalid byte at offset {start + exc.start}); "
+                "convert it first, e.g. `iconv -f latin1 -t utf-8`"
+            ) from None
+        yield np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        start = end
+
+
 def encode_bytes(data: bytes) -> tuple[np.ndarray, str]:
     """Ids and vocabulary for UTF-8 `data` (raises CharrnnError if it is not UTF-8 text)."""
     raw = np.frombuffer(data, dtype=np.uint8)
@@ -43,19 +64,21 @@ def encode_bytes(data: bytes) -> tuple[np.ndarray, str]:
         table = np.zeros(128, dtype=smallest_dtype(len(present)))
         table[present] = np.arange(len(present))
         return table[raw], "".join(map(chr, present))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CharrnnError(
-            f"the corpus is not UTF-8 text (invalid byte at offset {exc.start}); "
-            "convert it first, e.g. `iconv -f latin1 -t utf-8`"
-        ) from None
-    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    del text
-    present = np.flatnonzero(np.bincount(points))  # code points stop at 0x10FFFF: bins are cheap
-    table = np.zeros(int(present[-1]) + 1 if present.size else 1, smallest_dtype(len(present)))
+    # two passes over chunks: count the code points, then map them, so memory stays about
+    # the file plus the ids plus one chunk's temporaries
+    counts = np.zeros(0x110000, dtype=np.int64)
+    for points in _utf8_chunks(data):
+        counts[: int(points.max()) + 1] += np.bincount(points)
+    present = np.flatnonzero(counts)
+    dtype = smallest_dtype(len(present))
+    table = np.zeros(int(present[-1]) + 1 if present.size else 1, dtype)
     table[present] = np.arange(len(present))
-    return table[points], "".join(map(chr, present))
+    ids = np.empty(int(counts.sum()), dtype)
+    pos = 0
+    for points in _utf8_chunks(data):
+        ids[pos : pos + len(points)] = table[points]
+        pos += len(points)
+    return ids, "".join(map(chr, present))
 
 
 def encode_text(text: str, vocab: str) -> tuple[np.ndarray, int]:

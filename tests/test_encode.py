@@ -48,3 +48,12 @@ def test_load_caches_by_sha256(tmp_path, charrnn_home):
     assert len(cached) == 2
     again = encode.load(path)
     assert again.vocab == first.vocab and np.array_equal(again.ids, first.ids)
+
+
+def test_non_ascii_text_is_encoded_in_chunks_cut_between_characters(monkeypatch):
+    monkeypatch.setattr(encode, "CHUNK", 7)  # forces cuts inside multi-byte characters
+    text = "aé✓b—Ω\n" * 50
+    ids, vocab = encode.encode_bytes(text.encode("utf-8"))
+    assert "".join(vocab[i] for i in ids) == text
+    with pytest.raises(CharrnnError, match="offset 0"):
+        encode.encode_bytes(b"\x80" * 100)  # stray continuation bytes: an error, not a hang
