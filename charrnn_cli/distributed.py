@@ -59,18 +59,17 @@ class Comm:
 
     def max(self, *values: float) -> list[float]:
         """Element-wise maxima over ranks (float64): flags, or the slowest rank's clock."""
-        if not self.active:
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return t.tolist()
+        return self._all_reduce(values, dist.ReduceOp.MAX)
 
     def sum(self, *values: float) -> list[float]:
         """Element-wise sums over ranks (float64)."""
+        return self._all_reduce(values, dist.ReduceOp.SUM)
+
+    def _all_reduce(self, values: tuple[float, ...], op: object) -> list[float]:
         if not self.active:
             return list(values)
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        dist.all_reduce(t, op=op)
         return t.tolist()
 
     def broadcast_float(self, value: float) -> float:

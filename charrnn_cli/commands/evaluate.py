@@ -10,27 +10,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import IO, Annotated, Literal
+from typing import IO, Annotated
 
 import typer
 
 from charrnn_cli import console, store
+from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError, UsageError
 
 BLOCK_CHARS = 4_000_000  # characters scored per block of a --corpus text
 
 
 def evaluate(
-    run: Annotated[
-        str | None,
-        typer.Option(
-            help="Run: a name, a unique prefix or latest [latest].",
-            autocompletion=store.complete_run_name,
-        ),
-    ] = None,
-    checkpoint: Annotated[
-        Literal["best", "last"], typer.Option(help="Which checkpoint of the run.")
-    ] = "best",
+    run: RunOption = None,
+    checkpoint: CheckpointOption = "best",
     corpus: Annotated[
         str | None,
         typer.Option(help="Score this text instead: a corpus NAME, a PATH, or - for stdin."),
@@ -39,7 +32,7 @@ def evaluate(
         bool, typer.Option(help="Refuse text with characters outside the vocabulary.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Score a run: loss (nats/char), bits/char, perplexity and accuracy."""
     from charrnn_cli import encode

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn_cli import console, store
+from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError, UsageError
 
 FLUSH_CHARS = 64  # write at least this often
@@ -20,16 +21,8 @@ FLUSH_SECONDS = 0.05  # ...or after this long, so slow devices still stream
 
 
 def sample(
-    run: Annotated[
-        str | None,
-        typer.Option(
-            help="Run: a name, a unique prefix or latest [latest].",
-            autocompletion=store.complete_run_name,
-        ),
-    ] = None,
-    checkpoint: Annotated[
-        Literal["best", "last"], typer.Option(help="Which checkpoint of the run.")
-    ] = "best",
+    run: RunOption = None,
+    checkpoint: CheckpointOption = "best",
     length: Annotated[
         int,
         typer.Option(
@@ -66,7 +59,7 @@ def sample(
     unknown: Annotated[
         Literal["error", "skip"], typer.Option(help="Seed characters outside the vocabulary.")
     ] = "error",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Generate text from a trained run; characters stream to stdout."""
     if top_p is not None and top_p <= 0:
