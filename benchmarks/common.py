@@ -63,3 +63,18 @@ def train_records(given: dict, preset: str | None = None, corpus_path: Path | No
     info = {"name": path.stem, "path": str(path), "sha256": data.sha256, "source": "bench"}
     name = f"bench-{os.getpid()}-{time.monotonic_ns()}"
     return train(Job(name, model_cfg, train_cfg, data, info, preset=preset or "tutorial"))
+
+
+# Prepended to the code that memory benchmarks run in a child process. VmHWM is the child's own
+# peak; ru_maxrss would carry the parent's peak across fork and exec.
+PEAK = """
+def peak_mb():
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""

@@ -7,35 +7,35 @@ import json
 import subprocess
 import sys
 
-from benchmarks.common import emit, scratch_home
+from benchmarks.common import PEAK, emit, scratch_home
 
 SIZE = 30_000_000
 
 OURS = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from charrnn_cli.encode import encode_bytes
 data = Path(sys.argv[1]).read_bytes()
 t = time.perf_counter(); ids, vocab = encode_bytes(data); dt = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": dt, "peak_mb": peak / 1024, "vocab": len(vocab), "n": len(ids)}))
+peak = peak_mb()
+print(json.dumps({"seconds": dt, "peak_mb": peak, "vocab": len(vocab), "n": len(ids)}))
 """
 
 PLAIN = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 data = Path(sys.argv[1]).read_bytes()
 t = time.perf_counter()
 text = data.decode("utf-8"); stoi = {c: i for i, c in enumerate(sorted(set(text)))}
 ids = [stoi[c] for c in text]
 dt = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": dt, "peak_mb": peak / 1024, "n": len(ids)}))
+peak = peak_mb()
+print(json.dumps({"seconds": dt, "peak_mb": peak, "n": len(ids)}))
 """
 
 
 def _measure(code: str, path: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, check=True)
+    out = subprocess.run([sys.executable, "-c", PEAK + code, path], capture_output=True, check=True)
     return json.loads(out.stdout)
 
 

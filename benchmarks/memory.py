@@ -7,36 +7,36 @@ import json
 import subprocess
 import sys
 
-from benchmarks.common import ROOT, corpus, emit
+from benchmarks.common import PEAK, ROOT, corpus, emit
 
 STEPS = 60
 
 OURS = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, sys.argv[3])
 from benchmarks.common import train_records
 given = json.loads(sys.argv[1]); given.update(max_steps=int(sys.argv[2]), eval_every=10**9)
 for rec in train_records(given):
     pass
-print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"peak_mb": peak_mb()}))
 """
 
 REF = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, sys.argv[3])
 from benchmarks import reference
 from charrnn_cli.encode import load
 from pathlib import Path
 d = load(Path(sys.argv[1]))
 reference.train(d.ids, len(d.vocab), float(sys.argv[2]))
-print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"peak_mb": peak_mb()}))
 """
 
 CONFIGS = {"default": {}, "large": {"hidden_size": 512, "batch_size": 64, "seq_len": 64}}
 
 
 def _peak(code: str, *args: str) -> float:
-    out = subprocess.run([sys.executable, "-c", code, *args, str(ROOT)], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", PEAK + code, *args, str(ROOT)], capture_output=True,
                          check=True)  # fmt: skip
     return json.loads(out.stdout.splitlines()[-1])["peak_mb"]
 
