@@ -350,10 +350,12 @@ def train(
                 break
             if cursor >= per_epoch:  # end of an epoch: evaluate, save, start the streams anew
                 epoch, cursor, h = epoch + 1, 0, None
-                rec = evaluate()
-                yield rec
-                last_eval_step = step
-                yield save(("last", "best") if rec.best else ("last",))
+                improved = False
+                if last_eval_step != step:  # not already evaluated at this step (--eval-every)
+                    rec = evaluate()
+                    yield rec
+                    last_eval_step, improved = step, rec.best
+                yield save(("last", "best") if improved else ("last",))
                 continue
             t_step = time.perf_counter()
             lr = lr_at(tcfg, step, total, clock)
