@@ -57,7 +57,8 @@ def _filter(logits: np.ndarray, s: Strategy) -> np.ndarray:
 
 
 class CpuStepper:
-    """The model's cell equations in numpy, one character at a time (float32)."""
+    """The GRU's and the tanh RNN's equations in numpy, one character at a time (float32);
+    the LSTM has its own faster stepper below."""
 
     def __init__(self, model: CharRNN) -> None:
         cfg = model.cfg
@@ -75,14 +76,10 @@ class CpuStepper:
         self.w_out = np.ascontiguousarray(sd["head.weight"].T)  # (H, V)
         self.b_out = sd["head.bias"]
         self.h = [np.zeros(self.H, np.float32) for _ in range(self.L)]
-        self.c = [np.zeros(self.H, np.float32) for _ in range(self.L)]
 
     def load_state(self, h: State) -> None:
-        hs = h[0] if isinstance(h, tuple) else h  # (L, 1, H)
-        for i in range(self.L):
-            self.h[i] = hs[i, 0].float().cpu().numpy().copy()
-            if isinstance(h, tuple):
-                self.c[i] = h[1][i, 0].float().cpu().numpy().copy()
+        for i in range(self.L):  # h: (L, 1, H)
+            self.h[i] = h[i, 0].float().cpu().numpy().copy()
 
     def step(self, idx: int) -> np.ndarray:
         """Feed one character id; return the next character's logits (V,)."""
@@ -91,15 +88,7 @@ class CpuStepper:
         for i in range(self.L):
             g = self.table[idx] if i == 0 else x @ self.w_ih[i] + self.b_ih[i]
             h = self.h[i]
-            if self.cell == "lstm":
-                g = g + h @ self.w_hh[i]
-                if i:
-                    g += self.b_hh[i]
-                sig = 1.0 / (1.0 + np.exp(-g))
-                c = sig[H : 2 * H] * self.c[i] + sig[:H] * np.tanh(g[2 * H : 3 * H])
-                self.c[i] = c
-                h = sig[3 * H :] * np.tanh(c)
-            elif self.cell == "gru":
+            if self.cell == "gru":
                 gh = h @ self.w_hh[i] + self.b_hh[i]
                 rz = 1.0 / (1.0 + np.exp(-(g[: 2 * H] + gh[: 2 * H])))
                 n = np.tanh(g[2 * H :] + rz[:H] * gh[2 * H :])
