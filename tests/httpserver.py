@@ -51,6 +51,14 @@ class Request:
     headers: dict[str, str]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up early (a retry, a timeout) is expected here: without this,
+    socketserver prints the reset to stderr, where the in-process CLI tests read it."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 @dataclass
 class FaultServer:
     """A ThreadingHTTPServer on 127.0.0.1 (port 0) in a background thread."""
@@ -60,7 +68,7 @@ class FaultServer:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.thread = threading.Thread(
