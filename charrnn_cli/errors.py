@@ -44,6 +44,11 @@ class CorruptFileError(CharrnnError):
     exit_code = EXIT_CORRUPT
 
 
+class WriteError(CharrnnError):
+    """A file could not be written (disk full, size limit, read-only, no permission); whatever
+    was there before is unchanged and no temp file is left."""
+
+
 class BusyError(CharrnnError):
     """Another process holds the lock on a run."""
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from charrnn_cli.model import CharRNN, State
+from charrnn_cli.store import LN2
 
-LN2 = math.log(2)
 EVAL_ROWS = 16  # streams read in parallel; each starts cold, so few keep the bias negligible
 EVAL_CHUNK = 256  # characters per forward call
 

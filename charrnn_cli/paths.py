@@ -1,11 +1,12 @@
-"""Where charrnn keeps its files, and how it writes them so that no kill leaves one half-written.
+"""Where charrnn keeps its files, what they may be named, and how they are written whole.
 
 Corpora are a cache (they can be fetched again) and live in the platformdirs user cache dir;
-runs are the user's data and live in the user data dir. `CHARRNN_HOME` moves both. Every write
-goes to a uniquely named temp file in the same folder, is fsynced, and is moved into place with
-`os.replace`, which is atomic on POSIX and Windows. A disk that refuses a write (full, a size
-limit, read-only, no permission) becomes a one-line `WriteError`, with the old file kept.
-Standard library, platformdirs and `charrnn_cli.errors` only.
+runs are the user's data and live in the user data dir. `CHARRNN_HOME` moves both. Corpus and
+run names follow one rule (`check_name`), since both become file or folder names. Every write
+goes through `atomic_file`: a uniquely named temp file in the same folder, fsynced, moved into
+place with `os.replace` (atomic on POSIX and Windows), and the folder fsynced. A disk that
+refuses a write (full, a size limit, read-only, no permission) becomes a one-line `WriteError`,
+with the old file kept. Standard library, platformdirs and `charrnn_cli.errors` only.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from charrnn_cli.errors import CharrnnError
+from charrnn_cli.errors import UsageError, WriteError
 
 APP = "charrnn"
 TMP_SUFFIX = ".tmp"
+NAME_MAX = 100  # characters in a corpus or run name
+NAME_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # errnos that mean "this file cannot be written here", with the words a user reads
 STORAGE_ERRNOS = {
@@ -34,9 +39,21 @@ STORAGE_ERRNOS = {
 }
 
 
-class WriteError(CharrnnError):
-    """A file could not be written (disk full, size limit, read-only, no permission); whatever
-    was there before is unchanged and no temp file is left."""
+def is_name(text: str) -> bool:
+    """Whether `text` is a valid corpus or run name (see `check_name`)."""
+    return bool(NAME_SHAPE.fullmatch(text)) and ".." not in text and len(text) <= NAME_MAX
+
+
+def check_name(name: str, kind: str) -> str:
+    """Return `name` if it is safe as a file or folder name, else raise UsageError naming the
+    `kind` ("corpus", "run"). No '/', no '..', no leading dot or dash, so a name can neither
+    escape its folder nor hide in it."""
+    if not is_name(name):
+        raise UsageError(
+            f"invalid {kind} name {name!r}: not allowed; use letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit, at most {NAME_MAX} characters (no '/' or '..')"
+        )
+    return name
 
 
 def is_storage_error(exc: BaseException) -> bool:
@@ -112,13 +129,24 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+@dataclass
+class Pending:
+    """A file being written: `fh` is open on a temp file beside `final`. Set `final` (in the
+    same folder) before the block ends to name the file once its content is known."""
+
+    fh: IO
+    final: Path
+
+
 @contextlib.contextmanager
-def atomic_writer(final: Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temp file beside `final`; on success fsync it and move it into place.
+def atomic_file(final: Path, mode: str = "wb") -> Iterator[Pending]:
+    """Open a temp file beside `final`; when the block ends without an exception, fsync it and
+    move it to `pending.final`. The one place charrnn moves a file into place.
 
     On any exception (or a kill) the temp file is removed or left as a stale temp that
-    `sweep_stale_temps` clears; `final` is either the old file or the complete new one. A full
-    disk, a file-size limit or a read-only folder raises `WriteError` (one line, exit 1).
+    `sweep_stale_temps` clears; the final path holds either its old file or the complete new
+    one. A full disk, a file-size limit or a read-only folder raises `WriteError` (one line).
+    `mode` "w+b" lets the writer read back and truncate (a download that restarts).
     """
     tmp = temp_path(final)
     encoding = None if "b" in mode else "utf-8"
@@ -126,14 +154,24 @@ def atomic_writer(final: Path, mode: str = "wb") -> Iterator[IO]:
         with storage_errors(final):  # a full disk: one clear line, the old file kept
             final.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, mode, encoding=encoding) as fh:
-                yield fh
+                pending = Pending(fh, final)
+                yield pending
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, final)
+            if pending.final.parent != final.parent:
+                raise ValueError(f"{pending.final} is not in the folder of {final}")
+            os.replace(tmp, pending.final)
             fsync_dir(final.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_writer(final: Path, mode: str = "wb") -> Iterator[IO]:
+    """`atomic_file` for a writer that knows the final name: yields the open temp file."""
+    with atomic_file(final, mode) as pending:
+        yield pending.fh
 
 
 def atomic_write_bytes(final: Path, data: bytes) -> None:

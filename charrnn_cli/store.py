@@ -15,7 +15,9 @@ files into the folders this module hands out.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -24,27 +26,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from charrnn_cli import paths
+from charrnn_cli import locks, paths
 from charrnn_cli.errors import BusyError, CharrnnError, CorruptFileError, UsageError
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+LN2 = math.log(2)  # nats per bit: a loss in nats / LN2 is bits per character
+
+# the one name rule (paths.check_name), labelled for runs: refuses `/`, `..` and absolute paths
+check_name = functools.partial(paths.check_name, kind="run")
 
 
 def runs_dir() -> Path:
     return paths.data_dir()
-
-
-def check_name(name: str) -> str:
-    """Refuse names that could escape the store (`/`, `..`, absolute paths) or look odd."""
-    if not NAME_RE.match(name) or ".." in name:
-        raise UsageError(
-            f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
-            "(no '/', no '..'), starting with a letter or digit"
-        )
-    return name
 
 
 def new_name(corpus: str, cell: str) -> str:
@@ -66,7 +61,7 @@ def all_names() -> list[str]:
     root = runs_dir()
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if (p / CONFIG).is_file() and NAME_RE.match(p.name)]
+    found = [p for p in root.iterdir() if (p / CONFIG).is_file() and paths.is_name(p.name)]
     found.sort(key=lambda p: _mtime(p), reverse=True)
     return [p.name for p in found]
 
@@ -156,7 +151,7 @@ class MetricsWriter:
                 if torn:
                     with open(path, "ab") as fh:
                         fh.write(b"\n")
-            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+            self._fh = open(path, "a", encoding="utf-8")  # closed in close()
 
     def write(self, record: dict[str, Any]) -> None:
         with paths.storage_errors(self.path):  # a full disk: one clear line, not a traceback
@@ -187,7 +182,7 @@ def summary(name: str) -> dict[str, Any]:
         "steps": last.get("step", 0),
         "epochs": last.get("epoch", 0),
         "best_val_loss": best,
-        "best_val_bpc": best / 0.6931471805599453 if best is not None else None,
+        "best_val_bpc": best / LN2 if best is not None else None,
         "device": cfg.get("device"),
         "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(_mtime(folder))),
         "path": str(folder),
@@ -210,52 +205,21 @@ def lock(name: str) -> Iterator[None]:
     created = not folder.exists()
     with paths.storage_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; run unguarded
-        yield
-        return
-    with paths.storage_errors(folder / ".lock"):
-        fh = open(folder / ".lock", "a+")  # noqa: SIM115
-    held = False
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with locks.file_lock(folder / ".lock") as run_lock:
+        if not run_lock.held:
             raise BusyError(
-                f"run {name!r} is being trained by {_holder(fh)}; wait for it or use another --run"
-            ) from None
-        held = True
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        paths.sweep_stale_temps(folder)
-        yield
-    finally:
-        if held:
-            with contextlib.suppress(OSError):
-                fh.seek(0)
-                fh.truncate()  # no stale pid for the next trainer's message
-                if created and [p.name for p in folder.iterdir()] == [".lock"]:
-                    (folder / ".lock").unlink()
-                    folder.rmdir()
-        fh.close()
-
-
-def _holder(fh: Any) -> str:
-    """Who holds a run's lock: "pid N" as the holder wrote it just after taking the lock (a
-    moment's wait covers a holder that has the lock but has not written yet)."""
-    deadline = time.monotonic() + 1.0
-    while True:
-        fh.seek(0)
-        text = fh.read().strip()
-        match = re.fullmatch(r"pid (\d+)", text)
-        if match and paths.pid_alive(int(match.group(1))):
-            return text
-        if time.monotonic() >= deadline:
-            return "another process"
-        time.sleep(0.02)
+                f"run {name!r} is being trained by {run_lock.holder()}; "
+                "wait for it or use another --run"
+            )
+        try:
+            paths.sweep_stale_temps(folder)
+            yield
+        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    if [p.name for p in folder.iterdir()] == [".lock"]:
+                        (folder / ".lock").unlink()
+                        folder.rmdir()
 
 
 def complete_run_name(incomplete: str) -> list[str]:
