@@ -1,11 +1,12 @@
 """Download one text file over HTTP into place: retries, Range resumes, checks, atomic move.
 
-The job: `download(url, final, ...)` streams `url` into a uniquely named temp file beside `final`
-while hashing it and checking that it is UTF-8 text, then verifies size and sha256, fsyncs it
-and moves it into place with `os.replace`. Whatever fails, `final` is untouched and the temp is
-removed. Connection errors, 429 (honouring Retry-After) and 5xx answers are retried with backoff
-by urllib3's `Retry`; a body cut off mid-stream is resumed here with a `Range` request from the
-bytes already on disk (or restarted when the server ignores Range or encodes the body).
+The job: `download(url, final, ...)` streams `url` into a temp file beside `final` (through
+`paths.atomic_file`) while hashing it and checking that it is UTF-8 text (`text.TextSink`), then
+verifies size and sha256 before the file is moved into place. Whatever fails, `final` is
+untouched and the temp is removed. Connection errors, 429 (honouring Retry-After) and 5xx
+answers are retried with backoff by urllib3's `Retry`; a body cut off mid-stream is resumed here
+with a `Range` request from the bytes already in the temp file (or restarted, truncating it,
+when the server ignores Range or encodes the body).
 
 Nothing here prints: progress goes to an optional `progress(done, total)` callback, and failures
 are `NetworkError` (exit 3) or `CorruptFileError` (exit 4) with a one-line message.
@@ -13,24 +14,21 @@ are `NetworkError` (exit 3) or `CorruptFileError` (exit 4) with a one-line messa
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import hashlib
-import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import __version__, paths
 from charrnn_cli.errors import CorruptFileError, NetworkError
+from charrnn_cli.text import TextSink
 
 if TYPE_CHECKING:
     import requests
 
-Progress = Callable[[int, "int | None"], None]
+Progress = Callable[[int, "int | None"], None]  # (bytes done, bytes in all when known)
 
 CHUNK = 64 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -66,61 +64,6 @@ def options(**knobs: float | int | None) -> DownloadOptions:
     if unknown:
         raise TypeError(f"unknown network option(s): {', '.join(unknown)}")
     return replace(DEFAULTS, **{k: v for k, v in knobs.items() if v is not None})
-
-
-class TextSink:
-    """Writes a body chunk by chunk while hashing it and checking that it is UTF-8 text.
-
-    `label` names the source in errors; `fh` None only checks and hashes. `reset()` starts over
-    (the file is truncated), so a restarted download never appends twice.
-    """
-
-    def __init__(self, fh: IO[bytes] | None, label: str, dest: Path | None = None) -> None:
-        self.fh = fh
-        self.label = label
-        self.dest = dest  # the file being made, named when the disk refuses a write
-        self.reset()
-
-    def reset(self) -> None:
-        if self.fh is not None:
-            self.fh.seek(0)
-            self.fh.truncate()
-        self.hasher = hashlib.sha256()
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-        self.size = 0
-
-    def write(self, chunk: bytes) -> None:
-        nul = chunk.find(b"\x00")
-        if nul >= 0:
-            raise CorruptFileError(
-                f"{self.label} is not text: NUL byte at byte {self.size + nul} (a binary file?)"
-            )
-        pending = len(self.decoder.getstate()[0])
-        try:
-            self.decoder.decode(chunk)
-        except UnicodeDecodeError as exc:
-            self._not_utf8(self.size - pending + exc.start)
-        if self.fh is not None:
-            try:
-                self.fh.write(chunk)
-            except OSError as exc:  # the disk, not the network: never retried as a cut-off body
-                raise paths.write_error(self.dest or getattr(self.fh, "name", None), exc) from None
-        self.hasher.update(chunk)
-        self.size += len(chunk)
-
-    def finish(self) -> tuple[str, int]:
-        """Check the end of the text; return (sha256 hex, size)."""
-        pending = len(self.decoder.getstate()[0])
-        try:
-            self.decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            self._not_utf8(self.size - pending)
-        if self.size == 0:
-            raise CorruptFileError(f"{self.label} is empty: nothing to train on")
-        return self.hasher.hexdigest(), self.size
-
-    def _not_utf8(self, offset: int) -> None:
-        raise CorruptFileError(f"{self.label} is not UTF-8 text at byte {offset}")
 
 
 def make_session(opts: DownloadOptions) -> requests.Session:
@@ -184,11 +127,6 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 RESTART = object()  # from _start_body: the answer cannot continue what is on disk
 
 
-def _fsync(fh: IO[bytes]) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
 def download(
     url: str,
     final: Path,
@@ -205,31 +143,21 @@ def download(
     sha256 (naming both hashes). On any failure `final` keeps what it held before.
     """
     opts = opts or DEFAULTS
-    tmp = paths.temp_path(final)
-    try:
-        with paths.storage_errors(final):  # a full disk or read-only folder: one clear line
-            final.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w+b") as fh, make_session(opts) as session:
-                sink = TextSink(fh, url, final)
-                _stream(session, url, sink, progress, opts)
-                sha, size = sink.finish()
-                if expected_size is not None and size != expected_size:
-                    raise CorruptFileError(
-                        f"{url} has {size:,} bytes, expected {expected_size:,}: "
-                        "a truncated or different file; nothing was cached"
-                    )
-                if expected_sha256 is not None and sha != expected_sha256.lower():
-                    raise CorruptFileError(
-                        f"sha256 mismatch for {url}: expected {expected_sha256.lower()}, "
-                        f"got {sha}; nothing was cached"
-                    )
-                _fsync(fh)
-            os.replace(tmp, final)
-            paths.fsync_dir(final.parent)
-            return sha, size
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with paths.atomic_writer(final, "w+b") as fh, make_session(opts) as session:
+        sink = TextSink(fh, url, final)
+        _stream(session, url, sink, progress, opts)
+        sha, size = sink.finish()
+        if expected_size is not None and size != expected_size:
+            raise CorruptFileError(
+                f"{url} has {size:,} bytes, expected {expected_size:,}: "
+                "a truncated or different file; nothing was cached"
+            )
+        if expected_sha256 is not None and sha != expected_sha256.lower():
+            raise CorruptFileError(
+                f"sha256 mismatch for {url}: expected {expected_sha256.lower()}, "
+                f"got {sha}; nothing was cached"
+            )
+    return sha, size
 
 
 def _stream(

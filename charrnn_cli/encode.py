@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from charrnn_cli import paths
-from charrnn_cli.errors import CharrnnError
+from charrnn_cli.errors import WriteError
+from charrnn_cli.text import not_utf8
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,9 @@ def smallest_dtype(n: int) -> np.dtype:
 CHUNK = 1 << 22  # bytes of UTF-8 decoded at a time: bounds the temporaries of non-ASCII text
 
 
-def _utf8_chunks(data: bytes, size: int = CHUNK):
-    """Code points of `data` in chunks cut at character boundaries (strict UTF-8)."""
+def _utf8_chunks(data: bytes, label: str, size: int = CHUNK):
+    """Code points of `data` in chunks cut at character boundaries (strict UTF-8; bytes that
+    are not UTF-8 are a CorruptFileError naming `label` and the offset)."""
     start = 0
     while start < len(data):
         end = min(start + size, len(data))
@@ -48,16 +50,14 @@ def _utf8_chunks(data: bytes, size: int = CHUNK):
         try:
             text = data[start:end].decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CharrnnError(
-                f"the corpus is not UTF-8 text (invalid byte at offset {start + exc.start}); "
-                "convert it first, e.g. `iconv -f latin1 -t utf-8`"
-            ) from None
+            raise not_utf8(label, start + exc.start) from None
         yield np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         start = end
 
 
-def encode_bytes(data: bytes) -> tuple[np.ndarray, str]:
-    """Ids and vocabulary for UTF-8 `data` (raises CharrnnError if it is not UTF-8 text)."""
+def encode_bytes(data: bytes, label: str = "the corpus") -> tuple[np.ndarray, str]:
+    """Ids and vocabulary for UTF-8 `data`; CorruptFileError (naming `label`, the file) if it
+    is not UTF-8 text."""
     raw = np.frombuffer(data, dtype=np.uint8)
     if raw.size and int(raw.max()) < 128:  # ASCII: one byte per character
         present = np.flatnonzero(np.bincount(raw, minlength=128))
@@ -67,7 +67,7 @@ def encode_bytes(data: bytes) -> tuple[np.ndarray, str]:
     # two passes over chunks: count the code points, then map them, so memory stays about
     # the file plus the ids plus one chunk's temporaries
     counts = np.zeros(0x110000, dtype=np.int64)
-    for points in _utf8_chunks(data):
+    for points in _utf8_chunks(data, label):
         counts[: int(points.max()) + 1] += np.bincount(points)
     present = np.flatnonzero(counts)
     dtype = smallest_dtype(len(present))
@@ -75,7 +75,7 @@ def encode_bytes(data: bytes) -> tuple[np.ndarray, str]:
     table[present] = np.arange(len(present))
     ids = np.empty(int(counts.sum()), dtype)
     pos = 0
-    for points in _utf8_chunks(data):
+    for points in _utf8_chunks(data, label):
         ids[pos : pos + len(points)] = table[points]
         pos += len(points)
     return ids, "".join(map(chr, present))
@@ -115,12 +115,12 @@ def load(path: Path, sha256: str | None = None) -> Encoded:
             return Encoded(ids, vocab, digest)
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not cached yet, or a damaged cache entry: encode again
-    ids, vocab = encode_bytes(data)
+    ids, vocab = encode_bytes(data, str(path))
     del data
     try:
         with paths.atomic_writer(ids_path) as fh:
             np.save(fh, ids, allow_pickle=False)
         paths.atomic_write_text(meta_path, json.dumps({"vocab": vocab, "length": int(ids.size)}))
-    except (OSError, paths.WriteError):
+    except (OSError, WriteError):
         pass  # a read-only cache only costs the next run the encoding time
     return Encoded(ids, vocab, digest)

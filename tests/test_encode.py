@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from charrnn_cli import encode
-from charrnn_cli.errors import CharrnnError
+from charrnn_cli.errors import CorruptFileError
 
 
 def test_ascii_vocab_is_sorted_and_ids_round_trip():
@@ -29,9 +29,9 @@ def test_many_characters_take_uint16():
     assert ids.dtype == np.uint16 and len(vocab) == 300
 
 
-def test_non_utf8_is_refused_with_the_offset():
-    with pytest.raises(CharrnnError, match="offset 3"):
-        encode.encode_bytes(b"abc\xff\xfe")
+def test_non_utf8_is_refused_with_the_file_and_offset():
+    with pytest.raises(CorruptFileError, match="notes.txt is not UTF-8 text at byte 3"):
+        encode.encode_bytes(b"abc\xff\xfe", "notes.txt")
 
 
 def test_encode_text_drops_unknown_and_counts_them():
@@ -55,5 +55,5 @@ def test_non_ascii_text_is_encoded_in_chunks_cut_between_characters(monkeypatch)
     text = "aé✓b—Ω\n" * 50
     ids, vocab = encode.encode_bytes(text.encode("utf-8"))
     assert "".join(vocab[i] for i in ids) == text
-    with pytest.raises(CharrnnError, match="offset 0"):
+    with pytest.raises(CorruptFileError, match="at byte 0"):
         encode.encode_bytes(b"\x80" * 100)  # stray continuation bytes: an error, not a hang

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -47,11 +48,19 @@ def test_eval_reads_stdin_in_a_pipeline(run, tiny_corpus):
     assert json.loads(r.stdout)["chars"] > 1900
 
 
-def test_eval_refuses_non_utf8_and_empty_text(cli, run, tmp_path):
+def test_eval_refuses_non_utf8_and_empty_text(cli, run, tmp_path, monkeypatch):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"the cat \xff\xfe")
     r = cli("eval", "--run", run, "--corpus", str(bad))
-    assert r.code == 1 and "UTF-8" in r.err
+    assert r.code == 4 and f"{bad} is not UTF-8 text at byte 8" in r.err
+    # the offset counts from the start of the text, across blocks and a character split by them
+    monkeypatch.setattr("charrnn_cli.commands.evaluate.BLOCK_CHARS", 7)
+    bad.write_bytes("the cat é sat ".encode() * 3 + b"\xc3(")
+    r = cli("eval", "--run", run, "--corpus", str(bad))
+    assert r.code == 4 and f"{bad} is not UTF-8 text at byte 45" in r.err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"the cat \xff")))
+    r = cli("eval", "--run", run, "--corpus", "-")
+    assert r.code == 4 and "stdin is not UTF-8 text at byte 8" in r.err
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     r = cli("eval", "--run", run, "--corpus", str(empty))

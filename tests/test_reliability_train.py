@@ -163,6 +163,22 @@ def test_corpora_that_cannot_be_trained_on(cli, tmp_path, charrnn_home, data, co
     assert runs_left(charrnn_home) == []
 
 
+def test_non_utf8_text_is_exit_4_naming_the_file_where_training_encodes_it(cli, charrnn_home):
+    """A cached corpus whose metadata matches its bytes but whose bytes are not UTF-8 (written
+    by hand, or by an older charrnn) passes the cache check and fails where it is encoded: the
+    same exit 4 and message as a fetch, naming the file and the offset."""
+    data = b"caf\xe9 au lait\n" * 100
+    cache = charrnn_home / "corpora"
+    cache.mkdir(parents=True)
+    (cache / "latin.txt").write_bytes(data)
+    meta = {"name": "latin", "source": "file:/elsewhere/latin.txt", "size": len(data)}
+    meta["sha256"] = hashlib.sha256(data).hexdigest()
+    (cache / "latin.json").write_text(json.dumps(meta), encoding="utf-8")
+    r = cli("train", "--corpus", "latin", "--run", "c", *TINY)
+    assert r.code == 4 and f"{cache / 'latin.txt'} is not UTF-8 text at byte 3" in one_line(r.err)
+    assert runs_left(charrnn_home) == []
+
+
 def test_an_empty_stdin_corpus_is_refused_and_nothing_is_cached(cli, monkeypatch, charrnn_home):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b""), encoding="utf-8"))
     r = cli("train", "--corpus", "-", "--run", "c", *TINY)

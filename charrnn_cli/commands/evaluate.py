@@ -92,29 +92,20 @@ def _run_corpus(name: str):
 
 
 def _blocks(spec: str) -> Iterator[str]:
-    """The text of `spec` in blocks of BLOCK_CHARS characters (UTF-8 checked)."""
+    """The text of `spec` in blocks of at most BLOCK_CHARS characters; bytes that are not UTF-8
+    are a CorruptFileError (exit 4) naming the file and the byte offset."""
     from pathlib import Path
 
-    if spec == "-":
-        import io
+    from charrnn_cli.text import read_blocks
 
-        stream: IO[str] = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
-        yield from _read_blocks(stream, "stdin")
+    if spec == "-":
+        stdin: IO[bytes] = sys.stdin.buffer
+        yield from read_blocks(stdin, "stdin", BLOCK_CHARS)
         return
     path = Path(spec)
     if not path.is_file():
         from charrnn_cli import corpora
 
         path = corpora.resolve(spec).path
-    with open(path, encoding="utf-8", errors="strict") as fh:
-        yield from _read_blocks(fh, str(path))
-
-
-def _read_blocks(stream: IO[str], where: str) -> Iterator[str]:
-    try:
-        while block := stream.read(BLOCK_CHARS):
-            yield block
-    except UnicodeDecodeError as exc:
-        raise CharrnnError(
-            f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
+    with open(path, "rb") as fh:
+        yield from read_blocks(fh, path, BLOCK_CHARS)
