@@ -1,4 +1,5 @@
-"""corpora.py: names, the pysrc builder, the cache, the lock, resolve() and list_corpora()."""
+"""charrnn_cli/corpora/: names, the pysrc builder, the cache, the lock, resolve(), stored() and
+list_corpora()."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn_cli import corpora, paths
-from charrnn_cli.errors import CorruptFileError, NetworkError, UsageError
+from charrnn_cli import corpora, paths, store
+from charrnn_cli.errors import CharrnnError, CorruptFileError, NetworkError, UsageError
 
 pytest_plugins = ["httpserver"]
 pytestmark = pytest.mark.usefixtures("fast_network")
@@ -36,7 +37,9 @@ def test_good_names(name):
     assert corpora.check_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", ".hidden", "-x", "a/b", "a..b", "..", "sp ace", "é", "a\\b"])
+@pytest.mark.parametrize(
+    "name", ["", ".hidden", "-x", "a/b", "a..b", "..", "sp ace", "é", "a\\b", "a" * 101]
+)
 def test_bad_names_are_usage_errors(name):
     with pytest.raises(UsageError, match="invalid corpus name"):
         corpora.check_name(name)
@@ -272,3 +275,28 @@ def test_import_file_and_list(tmp_path, monkeypatch):
         corpora.resolve("poems")
     with pytest.raises(UsageError, match="no such file"):
         corpora.import_file(tmp_path / "absent.txt", "x")
+
+
+def test_names_follow_the_one_rule_of_runs_too():
+    longest = "a" * 100
+    assert corpora.check_name(longest) == longest == store.check_name(longest)
+    assert len(corpora.sanitize_name("b" * 300)) == 100
+    with pytest.raises(UsageError, match="invalid run name 'a/b': not allowed"):
+        store.check_name("a/b")
+
+
+def test_stored_finds_a_runs_corpus_and_refuses_changed_text(tmp_path):
+    src = tmp_path / "poems.txt"
+    src.write_text("roses\n", encoding="utf-8")
+    used = corpora.resolve(str(src))  # trained on in place
+    record = {"name": used.name, "path": str(used.path), "sha256": used.sha256}
+    record["source"] = used.source
+    assert corpora.stored(record) == used
+    cached = corpora.import_file(src, "poems")
+    src.write_text("roses are red\n", encoding="utf-8")  # changed: found again by name
+    assert corpora.stored(record) == cached
+    corpora.import_file(src, "poems")  # the name now holds other text
+    with pytest.raises(CharrnnError, match="changed since training"):
+        corpora.stored(record)
+    with pytest.raises(UsageError, match="no corpus or file named 'gone'"):
+        corpora.stored({**record, "name": "gone"})

@@ -1,0 +1,75 @@
+"""Text the user already has: a local file or stdin, imported into the cache or used in place.
+
+`import_file` copies a file (or stdin for "-") into the cache under a name the user chose;
+`import_stdin` caches stdin under `stdin-<first 12 hex of its sha256>`, a name known only once
+all of it is read, so a later resume finds it; `check_local` hashes and checks a file used in
+place (not copied). All of them refuse what is not UTF-8 text (`text.TextSink`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import IO
+
+from charrnn_cli.corpora import cache
+from charrnn_cli.corpora.registry import CorpusFile, check_name
+from charrnn_cli.errors import UsageError
+from charrnn_cli.text import TextSink
+
+
+def _stdin_bytes() -> IO[bytes]:
+    stdin = sys.stdin
+    if stdin is None:
+        raise UsageError("no stdin to read the corpus from")
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        if stdin.isatty():
+            raise UsageError(
+                "'-' reads the corpus from stdin, but stdin is a terminal: pipe a file in"
+            )
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is None:
+        import io
+
+        return io.BytesIO(stdin.read().encode("utf-8"))
+    return buffer
+
+
+def import_file(src: str | Path, name: str) -> CorpusFile:
+    """Copy a local text file (or stdin for "-") into the cache as `name`."""
+    check_name(name)
+    if str(src) == "-":
+        chunks = cache.read_chunks(_stdin_bytes())
+        final, sha, size = cache.store(chunks, "stdin", cache.text_path(name))
+        source = "stdin"
+    else:
+        path = Path(src).expanduser()
+        if not path.is_file():
+            raise UsageError(f"no such file: {src}")
+        source = f"file:{path.resolve()}"
+        with open(path, "rb") as fh:
+            final, sha, size = cache.store(cache.read_chunks(fh), str(src), cache.text_path(name))
+    cache.write_meta(name, source, sha, size)
+    return CorpusFile(name, final, sha, size, source)
+
+
+def import_stdin() -> CorpusFile:
+    """Read stdin fully into the cache as `stdin-<first 12 hex of its sha256>`."""
+    chunks = cache.read_chunks(_stdin_bytes())
+    final, sha, size = cache.store(
+        chunks, "stdin", lambda sha: cache.text_path(f"stdin-{sha[:12]}")
+    )
+    cache.write_meta(final.stem, "stdin", sha, size)
+    return CorpusFile(final.stem, final, sha, size, "stdin")
+
+
+def check_local(path: Path) -> CorpusFile:
+    """A file used in place: hashed and checked to be UTF-8 text, not copied."""
+    with open(path, "rb") as fh:
+        sink = TextSink(None, str(path))
+        for chunk in cache.read_chunks(fh):
+            sink.write(chunk)
+        sha, size = sink.finish()
+    full = path.resolve()
+    return CorpusFile(path.stem, full, sha, size, f"file:{full}")
