@@ -71,8 +71,8 @@ def fetch(
         typer.Option(
             "--mirror",
             metavar="BASE_URL",
-            envvar="CHARRNN_MIRROR",
-            help="Fetch a registry corpus NAME from BASE_URL/NAME.txt (its sha256 still applies).",
+            help="Fetch a registry corpus NAME from BASE_URL/NAME.txt (its sha256 still applies; "
+            "default: $CHARRNN_MIRROR).",
             show_default=False,
         ),
     ] = None,
@@ -91,7 +91,8 @@ def fetch(
             "--timeout",
             min=0.1,
             max=600.0,
-            help="Read timeout in seconds (default: 30).",
+            help="Seconds to wait for the connection and for each read "
+            "(default: 10 to connect, 30 to read).",
             show_default=False,
         ),
     ] = None,
@@ -133,8 +134,6 @@ def fetch(
         _finish(corpus, "imported", "", quiet)
         return
     source = source or corpora.DEFAULT
-    if corpora.is_url(source):
-        mirror = None  # a mirror serves registry names only
     with _progress(quiet, _label(source, mirror)) as progress:
         corpus = corpora.fetch(
             source,
@@ -144,6 +143,7 @@ def fetch(
             mirror=mirror,
             max_bytes=max_bytes,
             progress=progress,
+            connect_timeout=timeout,
             read_timeout=timeout,
             retries=retries,
         )
@@ -178,7 +178,7 @@ def _label(source: str, mirror: str | None) -> str:
     if source == corpora.PYSRC:
         return f"building pysrc from {corpora.stdlib_dir()}"
     if source in corpora.REGISTRY:
-        return f"fetching {source} from {corpora.source_url(source, mirror or None)}"
+        return f"fetching {source} from {corpora.source_url(source, corpora.mirror(mirror))}"
     return f"fetching {source}"
 
 
