@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPORA = ROOT.parent / "shared" / "corpora"
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +54,3 @@ def tiny_corpus(tmp_path: Path, tiny_text: str) -> Path:
     path = tmp_path / "tiny.txt"
     path.write_text(tiny_text, encoding="utf-8")
     return path
-
-
-def python() -> str:
-    return sys.executable
