@@ -101,7 +101,7 @@ def _run(nproc: int, args: list[str], log_dir: str) -> int:
             "--",
             "charrnn_cli",
             *args,
-        ]  # fmt: skip
+        ]
     )
     try:
         run(ns)

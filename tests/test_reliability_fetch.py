@@ -174,10 +174,10 @@ def test_a_full_disk_during_a_download_is_one_line_and_keeps_the_old_file(
     assert cli("fetch", http_server.url + "/old/story.txt", "--name", "story").code == 0
     before = {n: (paths.cache_dir() / n).read_bytes() for n in data_files()}
     n_requests = len(http_server.requests)
+    flags = ("--name", "story", "--force", "--retries", "0")
     code, out, err = fetch_proc(
-        http_server.url + "/story.txt", "--name", "story", "--force", "--retries", "0",
-        preexec_fn=fsize_limit(100_000),
-    )  # fmt: skip
+        http_server.url + "/story.txt", *flags, preexec_fn=fsize_limit(100_000)
+    )
     line = one_error_line(err)
     assert code == 1 and out == "", err
     assert "cannot write" in line and "story.txt" in line and "file too large" in line

@@ -22,9 +22,13 @@ app = typer.Typer(
 )
 
 RunName = Annotated[
-    str, typer.Argument(help="A run name, a unique prefix or latest.",
-                        autocompletion=store.complete_run_name)
-]  # fmt: skip
+    str,
+    typer.Argument(
+        help="A run name, a unique prefix or latest.", autocompletion=store.complete_run_name
+    ),
+]
+COLUMNS = ("run", "corpus", "cell", "size", "params", "steps", "epochs", "best loss", "bits/char")
+COLUMNS += ("device", "modified")
 
 
 @app.callback()
@@ -51,15 +55,19 @@ def runs(
         _table(rows)
         return
     for r in rows:
-        console.out("\t".join(str(v) for v in (
-            r["name"], r["corpus"], r["cell"], f"{r['layers']}x{r['hidden_size']}",
-            r["parameters"], r["steps"], r["epochs"], _fmt(r["best_val_loss"]),
-            _fmt(r["best_val_bpc"]), r["device"], r["modified"],
-        )))  # fmt: skip
+        console.out("\t".join(_cells(r, str(r["parameters"]))))
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _cells(r: dict, parameters: str) -> list[str]:
+    """One run's row under COLUMNS, as text."""
+    size = f"{r['layers']}x{r['hidden_size']}"
+    loss, bpc = _fmt(r["best_val_loss"]), _fmt(r["best_val_bpc"])
+    head = [str(r["name"]), str(r["corpus"]), str(r["cell"]), size, parameters]
+    return head + [str(r["steps"]), str(r["epochs"]), loss, bpc, str(r["device"]), r["modified"]]
 
 
 def _table(rows: list[dict]) -> None:
@@ -67,15 +75,10 @@ def _table(rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("run", "corpus", "cell", "size", "params", "steps", "epochs",
-                "best loss", "bits/char", "device", "modified"):  # fmt: skip
+    for col in COLUMNS:
         table.add_column(col, justify="right" if col in ("params", "steps") else "left")
     for r in rows:
-        table.add_row(
-            r["name"], str(r["corpus"]), str(r["cell"]), f"{r['layers']}x{r['hidden_size']}",
-            f"{r['parameters'] or 0:,}", str(r["steps"]), str(r["epochs"]),
-            _fmt(r["best_val_loss"]), _fmt(r["best_val_bpc"]), str(r["device"]), r["modified"],
-        )  # fmt: skip
+        table.add_row(*_cells(r, f"{r['parameters'] or 0:,}"))
     Console().print(table)
 
 
