@@ -46,11 +46,6 @@ def window(rows: torch.Tensor, k: int, seq_len: int) -> tuple[torch.Tensor, torc
     return x, y
 
 
-def min_chars(batch_size: int, seq_len: int) -> int:
-    """The fewest training characters that give one window per stream."""
-    return batch_size * (seq_len + 1)
-
-
 def shard(rows: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     """This rank's disjoint share of the streams (rows rank, rank+world, ...)."""
     return rows[rank::world]

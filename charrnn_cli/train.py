@@ -25,26 +25,15 @@ import torch
 import torch.nn.functional as F
 
 from charrnn_cli import __version__, batches, checkpoint, device, store
-from charrnn_cli.config import ModelConfig, TrainConfig, to_dict
+from charrnn_cli.config import TrainConfig, to_dict
+from charrnn_cli.data import Job, check_data, split
 from charrnn_cli.distributed import Comm
-from charrnn_cli.encode import Encoded
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, eval_rows, score
 from charrnn_cli.model import CharRNN, State, detach
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before training gives up
 LOG_EVERY_S = 1.0  # how often a step record is yielded (and a metrics line written)
-
-
-@dataclass
-class Job:
-    name: str
-    model: ModelConfig
-    train: TrainConfig
-    data: Encoded
-    corpus: dict[str, Any]  # name, path, sha256, source
-    resume: bool = False
-    preset: str = "tutorial"
 
 
 @dataclass
@@ -63,29 +52,6 @@ class Record:
     best: bool = False
     reason: str = ""
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Training ids and the held-out tail: the last `val_fraction`, one contiguous piece."""
-    n_val = max(2, int(len(ids) * val_fraction))
-    return ids[:-n_val], ids[-n_val:]
-
-
-def check_data(ids: np.ndarray, cfg: TrainConfig, world: int = 1) -> None:
-    """Refuse a corpus too small for the options, saying what would fit."""
-    if len(ids) == 0:
-        raise UsageError("the corpus is empty")
-    if len(set(np.unique(ids).tolist())) < 2:
-        raise UsageError("the corpus has fewer than 2 distinct characters: nothing to learn")
-    train_ids, val_ids = split(ids, cfg.val_fraction)
-    need = batches.min_chars(cfg.batch_size * world, cfg.seq_len)
-    if len(train_ids) < need:
-        raise UsageError(
-            f"the corpus has {len(train_ids)} training characters but --batch-size "
-            f"{cfg.batch_size} x (--seq-len {cfg.seq_len} + 1)"
-            + (f" x {world} processes" if world > 1 else "")
-            + f" needs {need}: shrink --batch-size or --seq-len, or use a larger corpus"
-        )
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int, elapsed: float) -> float:
@@ -245,7 +211,7 @@ def train(
                     "name": job.name,
                     "preset": job.preset,
                     **to_dict(mcfg, tcfg),
-                    "corpus": job.corpus,
+                    "corpus": job.corpus.to_dict(),
                     "vocab": job.data.vocab,
                     "parameters": model.num_parameters(),
                     "device": device.describe(dev),

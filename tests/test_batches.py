@@ -33,7 +33,3 @@ def test_shards_split_the_streams_between_ranks():
     assert a.shape == b.shape == (4, 8)
     together = sorted(a[:, 0].tolist() + b[:, 0].tolist())
     assert together == rows[:, 0].tolist()
-
-
-def test_min_chars():
-    assert batches.min_chars(32, 32) == 32 * 33
