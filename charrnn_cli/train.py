@@ -31,6 +31,7 @@ from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, eval_rows, score
 from charrnn_cli.model import CharRNN, State, detach
+from charrnn_cli.optim import lr_at, make_optimizer
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before training gives up
 LOG_EVERY_S = 1.0  # how often a step record is yielded (and a metrics line written)
@@ -52,34 +53,6 @@ class Record:
     best: bool = False
     reason: str = ""
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def lr_at(cfg: TrainConfig, step: int, total: int, elapsed: float) -> float:
-    """Linear warm-up, then constant or a cosine to `min_lr_fraction` that ends with the run:
-    at the last step, or when the `max_minutes` budget runs out, whichever comes first."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    done = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-    if cfg.max_minutes:
-        done = max(done, elapsed / (cfg.max_minutes * 60))
-    done = min(1.0, max(0.0, done))
-    floor = cfg.min_lr_fraction
-    return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done)))
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adamw":
-        # decay the matrices, not the biases or the embedding
-        decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
-        other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
-        groups = [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": other, "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
 def _injected_nan_steps(rank: int) -> set[int]:
