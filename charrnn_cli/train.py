@@ -129,12 +129,12 @@ class Trainer:
         self.lr = lr_at(self.tcfg, s.step, self.total, s.elapsed())
         self.meter.last = time.perf_counter()
         self.last_save = s.elapsed_before  # on the agreed clock (see `agree`)
-        return self._record("start", info={
-            "device": device.describe(dev), "parameters": self.model.num_parameters(),
-            "steps_per_epoch": self.shard.per_epoch, "train_chars": self.shard.train_chars,
-            "val_chars": self.shard.val_chars, "vocab_size": self.mcfg.vocab_size,
-            "world_size": self.comm.world, "resumed": job.resume,
-        })  # fmt: skip
+        shard = self.shard
+        info = {"device": device.describe(dev), "parameters": self.model.num_parameters()}
+        info.update(steps_per_epoch=shard.per_epoch, train_chars=shard.train_chars)
+        info.update(val_chars=shard.val_chars, vocab_size=self.mcfg.vocab_size)
+        info.update(world_size=self.comm.world, resumed=job.resume)
+        return self._record("start", info=info)
 
     def _open_run(self) -> store.MetricsWriter:
         job, world, dev = self.job, self.comm.world, self.dev
@@ -250,11 +250,9 @@ class Trainer:
     def _write_metrics(self, **extra: Any) -> None:
         if self.metrics is not None:
             s = self.state
-            self.metrics.write({
-                "step": s.step, "epoch": s.epochs_done(self.shard.per_epoch),
-                "elapsed_s": round(s.elapsed(), 3), "lr": self.lr, "train_loss": s.smooth,
-                "chars_per_sec": self.meter.rate, **extra,
-            })  # fmt: skip
+            row = {"step": s.step, "epoch": s.epochs_done(self.shard.per_epoch)}
+            row.update(elapsed_s=round(s.elapsed(), 3), lr=self.lr, train_loss=s.smooth)
+            self.metrics.write({**row, "chars_per_sec": self.meter.rate, **extra})
 
     def evaluate(self) -> Record:
         """Score the held-out text (every rank its share, summed) and log it."""
@@ -289,13 +287,11 @@ class Trainer:
         data = self.state.to_checkpoint(self.comm)
         data["rng"] = self.comm.gather_objects(checkpoint.rng_state())
         if self.comm.is_main:
-            data = checkpoint.payload(
-                self.model, self.mcfg, self.tcfg, self.job.data.vocab, **data,
-                optimizer=self.opt.state_dict(),
-                scaler=self.scaler.state_dict() if self.scaler is not None else None,
-                corpus_sha256=self.job.data.sha256, world_size=self.comm.world,
-                unigram=self.shard.unigram,
-            )  # fmt: skip
+            scaler = self.scaler.state_dict() if self.scaler is not None else None
+            data.update(optimizer=self.opt.state_dict(), scaler=scaler)
+            data.update(corpus_sha256=self.job.data.sha256, world_size=self.comm.world)
+            data["unigram"] = self.shard.unigram  # for samples with no seed text
+            data = checkpoint.payload(self.model, self.mcfg, self.tcfg, self.job.data.vocab, **data)
             for name in which:
                 checkpoint.save(self.run / f"{name}.pt", data)
         s = self.state  # no lr: a save is not a step
@@ -312,10 +308,10 @@ class Trainer:
         s = self.state
         best_missing = self.comm.any(not (self.run / "best.pt").exists())[0]
         yield from self.evaluate_and_save(("last",), best_missing)
+        best, info = s.best_val, {"skipped_steps": s.skipped}
         yield self._record(
-            "end", train_loss=s.smooth, val_loss=s.best_val, val_bpc=s.best_val / LN2,
-            reason=reason, info={"skipped_steps": s.skipped},
-        )  # fmt: skip
+            "end", train_loss=s.smooth, val_loss=best, val_bpc=best / LN2, reason=reason, info=info
+        )
 
     def close(self) -> None:
         if self.metrics is not None:
