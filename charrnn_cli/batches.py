@@ -16,13 +16,19 @@ pytorch/examples' word_language_model do. Held-out text is read the same way.
                <-- T --><-- T -->      step k reads columns [kT, kT+T) and [kT+1, kT+T+1)
 
 A data-parallel job splits the B rows between its ranks (each rank a disjoint set of streams),
-so every rank still carries its own rows' state correctly.
+so every rank still carries its own rows' state correctly: `deal` gives a rank its `Shard`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+
+from charrnn_cli.config import TrainConfig
+from charrnn_cli.data import split
+from charrnn_cli.evaluate import eval_rows
 
 
 def streams(ids: np.ndarray, batch_size: int) -> torch.Tensor:
@@ -46,11 +52,34 @@ def window(rows: torch.Tensor, k: int, seq_len: int) -> tuple[torch.Tensor, torc
     return x, y
 
 
-def min_chars(batch_size: int, seq_len: int) -> int:
-    """The fewest training characters that give one window per stream."""
-    return batch_size * (seq_len + 1)
-
-
 def shard(rows: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     """This rank's disjoint share of the streams (rows rank, rank+world, ...)."""
     return rows[rank::world]
+
+
+@dataclass
+class Shard:
+    """One rank's share of a corpus's ids."""
+
+    rows: torch.Tensor  # (B, N) its training streams, on its device
+    val_rows: np.ndarray  # (R, M) the held-out streams it scores
+    per_epoch: int  # windows in a pass over the streams
+    train_chars: int  # characters of the training text, all ranks'
+    val_chars: int  # characters held out, all ranks'
+    unigram: list[int]  # training counts of each character id (sampling with no seed text)
+
+
+def deal(
+    ids: np.ndarray, vocab_size: int, cfg: TrainConfig, rank: int, world: int, device: torch.device
+) -> Shard:
+    """Split off the held-out tail, cut the rest into `batch_size` streams for each of `world`
+    ranks and take rank's; the held-out rows are dealt too, unless fewer than the ranks."""
+    train_ids, val_ids = split(ids, cfg.val_fraction)
+    rows = shard(streams(train_ids, cfg.batch_size * world), rank, world)  # (B, N)
+    rows = rows.contiguous().to(device)
+    val_rows = eval_rows(val_ids)
+    if len(val_rows) >= world:
+        val_rows = val_rows[rank::world]
+    unigram = np.bincount(train_ids, minlength=vocab_size).tolist()
+    per_epoch = steps_per_epoch(rows, cfg.seq_len)
+    return Shard(rows, val_rows, per_epoch, len(train_ids), len(val_ids), unigram)

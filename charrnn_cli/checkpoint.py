@@ -100,6 +100,24 @@ def payload(
     }
 
 
+def restore(
+    data: dict[str, Any],
+    path: Path,
+    model: CharRNN,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+) -> None:
+    """Load a training checkpoint's weights and optimizer (and fp16 scaler) state to resume."""
+    try:
+        model.load_state_dict(data["model"])
+        optimizer.load_state_dict(data["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CharrnnError(f"{path} does not fit this run's config: {exc}") from None
+    model.rnn.flatten_parameters()  # contiguous weights for cuDNN after loading
+    if scaler is not None and data.get("scaler"):
+        scaler.load_state_dict(data["scaler"])
+
+
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
     if torch.cuda.is_available():

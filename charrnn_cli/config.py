@@ -15,16 +15,23 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from charrnn_cli.errors import UsageError
 
-CELLS = ("lstm", "gru", "rnn")
+# The choices, each named once: the dataclasses, the options of `charrnn train` and the checks
+# read these (model.py maps each cell to torch's fused module).
+Cell = Literal["lstm", "gru", "rnn"]
+Schedule = Literal["constant", "cosine"]
+Optimizer = Literal["adam", "adamw"]
+Precision = Literal["fp32", "bf16", "fp16"]
+Preset = Literal["tutorial", "cpu", "gpu"]
+CELLS: tuple[str, ...] = get_args(Cell)
 
 
 @dataclass
 class ModelConfig:
-    cell: str = "lstm"  # lstm | gru | rnn (tanh): the recurrent cell
+    cell: Cell = "lstm"  # lstm | gru | rnn (tanh): the recurrent cell
     vocab_size: int = 0  # distinct characters of the corpus; set from the data
     embed_size: int = 64  # width of the character embedding fed to the first layer
     hidden_size: int = 128  # units per recurrent layer (the tutorial's 128)
@@ -38,10 +45,12 @@ class TrainConfig:
     seq_len: int = 32  # characters per window of truncated backpropagation through time
     batch_size: int = 32  # parallel contiguous streams through the training text
     lr: float = 1e-2  # peak learning rate (the tutorial's Adam 1e-2)
-    lr_schedule: str = "cosine"  # constant | cosine: cosine decays to min_lr_fraction by the end
+    lr_schedule: Schedule = (
+        "cosine"  # constant | cosine: cosine decays to min_lr_fraction by the end
+    )
     warmup_steps: int = 100  # linear warm-up from 0 to lr over these steps
     min_lr_fraction: float = 0.1  # the cosine's floor, as a fraction of lr
-    optimizer: str = "adam"  # adam | adamw
+    optimizer: Optimizer = "adam"  # adam | adamw
     weight_decay: float = 0.0  # decoupled weight decay (adamw only)
     grad_clip: float = 5.0  # clip the gradient's global norm to this (0 turns it off)
     epochs: int = 3  # passes over the training text (the tutorial's 3)
@@ -51,12 +60,13 @@ class TrainConfig:
     eval_every: int = 500  # evaluate the held-out text every N steps (and at each epoch end)
     save_every: float = 5.0  # also checkpoint every N minutes
     random_seed: int = 0  # seeds weights, dropout and sampling: same seed, same run on CPU
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; GPUs only)
+    precision: Precision = "fp32"  # fp32 | bf16 | fp16 (autocast; GPUs only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
 
-# Options that may change on --resume; they do not alter what a step computes.
-RESUMABLE_ANEW = {"epochs", "max_steps", "max_minutes", "device", "eval_every", "save_every"}
+# Options that may change on --resume; they do not alter what a step computes. In the order
+# the refusal names them.
+RESUMABLE_ANEW = ("epochs", "max_steps", "max_minutes", "device", "eval_every", "save_every")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The Lux.jl tutorial's choices: LSTM 2x128, seq 32, batch 32, Adam 1e-2, 3 epochs.
@@ -98,8 +108,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}  # the data sets vocab_size
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+OPTION_KEYS = MODEL_KEYS | TRAIN_KEYS  # one `charrnn train` option each, by the same name
+
+
+def flag(key: str) -> str:
+    """The command-line option of a config field: `max_steps` -> `--max-steps`."""
+    return "--" + key.replace("_", "-")
 
 
 def build(given: dict[str, Any], preset: str | None = None) -> tuple[ModelConfig, TrainConfig]:
@@ -129,11 +145,10 @@ def merge_resume(
         target = model if key in MODEL_KEYS else train
         stored = getattr(target, key)
         if stored != value:
-            flag = "--" + key.replace("_", "-")
+            *most, last = (flag(k) for k in RESUMABLE_ANEW)
             raise UsageError(
-                f"{flag} {value} differs from the run's stored {stored}; on --resume only "
-                "--epochs, --max-steps, --max-minutes, --device, --eval-every and --save-every "
-                "may change (start a new --run to change it)"
+                f"{flag(key)} {value} differs from the run's stored {stored}; on --resume only "
+                f"{', '.join(most)} and {last} may change (start a new --run to change it)"
             )
     check(model, train)
     return model, train
@@ -158,6 +173,7 @@ def check(model: ModelConfig, train: TrainConfig) -> None:
 
 
 def to_dict(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
+    """Both configs as config.json and the checkpoints store them."""
     return {"model": asdict(model), "train": asdict(train)}
 
 

@@ -72,13 +72,29 @@ class Comm:
         dist.all_reduce(t, op=op)
         return t.tolist()
 
-    def broadcast_float(self, value: float) -> float:
-        """Rank 0's value on every rank."""
+    def gather_rows(self, local: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every rank's rows of each (L, B, H) tensor, back in the order they were dealt:
+        rank r holds rows r, r + world, ... of the (L, B*world, H) whole (batches.shard).
+        On the CPU, for a checkpoint."""
         if not self.active:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.broadcast(t, src=0)
-        return float(t.item())
+            return [t.cpu() for t in local]
+        out = []
+        for t in local:
+            parts = [torch.zeros_like(t, device=self.device) for _ in range(self.world)]
+            dist.all_gather(parts, t.to(self.device))
+            whole = torch.empty(t.shape[0], t.shape[1] * self.world, t.shape[2], dtype=t.dtype)
+            for r, part in enumerate(parts):
+                whole[:, r :: self.world] = part.cpu()
+            out.append(whole)
+        return out
+
+    def gather_objects(self, mine: object) -> list[object]:
+        """Every rank's picklable object (its RNG states, say), in rank order."""
+        if not self.active:
+            return [mine]
+        everyone: list[object] = [None] * self.world
+        dist.all_gather_object(everyone, mine)
+        return everyone
 
     def broadcast_object(self, value: object) -> object:
         """Rank 0's Python object on every rank (the run name, say)."""

@@ -12,11 +12,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from charrnn_cli.config import ModelConfig
+from charrnn_cli.config import Cell, ModelConfig
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+# For each of config.CELLS: torch's fused module, and its gates (weight blocks per layer)
+FUSED: dict[Cell, tuple[type[nn.RNNBase], int]] = {
+    "lstm": (nn.LSTM, 4),
+    "gru": (nn.GRU, 3),
+    "rnn": (nn.RNN, 1),
+}
 
 
 class CharRNN(nn.Module):
@@ -24,7 +29,7 @@ class CharRNN(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
-        self.rnn = CELLS[cfg.cell](
+        self.rnn = FUSED[cfg.cell][0](
             cfg.embed_size,
             cfg.hidden_size,
             num_layers=cfg.layers,
@@ -55,16 +60,9 @@ def detach(h: State | None) -> State | None:
     return h.detach()
 
 
-def select_streams(h: State, rows: torch.Tensor | slice) -> State:
-    """The state of some of the streams (the batch dimension is 1)."""
-    if isinstance(h, tuple):
-        return tuple(t[:, rows] for t in h)  # type: ignore[return-value]
-    return h[:, rows]
-
-
 def flops_per_char(cfg: ModelConfig) -> int:
     """Multiply-adds x2 of one forward step for one character (embedding lookup is free)."""
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cfg.cell]
+    gates = FUSED[cfg.cell][1]
     macs = 0
     for layer in range(cfg.layers):
         width_in = cfg.embed_size if layer == 0 else cfg.hidden_size

@@ -8,12 +8,14 @@ checked here, before anything is written.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import config, corpora, encode, store
-from charrnn_cli.distributed import Comm
+from charrnn_cli.data import CorpusRecord, Job, check_data
 from charrnn_cli.errors import CharrnnError, UsageError
-from charrnn_cli.train import Job, check_data
+
+if TYPE_CHECKING:  # distributed.py is the torch layer: a run is prepared without it
+    from charrnn_cli.distributed import Comm
 
 
 def prepare(
@@ -33,9 +35,7 @@ def prepare(
     if resume:
         return _resumed(corpus_spec, run, preset, given)
     model_cfg, train_cfg = config.build(given, preset)
-    cf = corpora.resolve(corpus_spec or "tinyshakespeare")
-    if cf.size == 0:
-        raise UsageError(f"the corpus {cf.name!r} is empty")
+    cf = corpora.resolve(corpus_spec or corpora.DEFAULT)
     data = encode.load(cf.path, cf.sha256)
     check_data(data.ids, train_cfg, comm.world)
     name = store.check_name(run) if run else store.new_name(cf.name, model_cfg.cell)
@@ -47,8 +47,8 @@ def prepare(
         )
     model_cfg.vocab_size = len(data.vocab)
     check_fits(model_cfg)
-    info = {"name": cf.name, "path": str(cf.path), "sha256": cf.sha256, "source": cf.source}
-    return Job(name, model_cfg, train_cfg, data, info, resume=False, preset=preset or "tutorial")
+    corpus = CorpusRecord.of(cf)
+    return Job(name, model_cfg, train_cfg, data, corpus, resume=False, preset=preset or "tutorial")
 
 
 def check_fits(model_cfg: config.ModelConfig) -> None:
@@ -89,11 +89,9 @@ def _resumed(corpus_spec: str | None, run: str | None, preset: str | None, given
             f"`charrnn runs rm {name}`"
         )
     stored = store.read_config(name)
-    if preset is not None and preset != stored.get("preset", "tutorial"):
-        raise UsageError(
-            f"--preset {preset} differs from the run's stored preset "
-            f"{stored.get('preset', 'tutorial')}"
-        )
+    stored_preset = stored.get("preset", "tutorial")
+    if preset is not None and preset != stored_preset:
+        raise UsageError(f"--preset {preset} differs from the run's stored preset {stored_preset}")
     model_cfg, train_cfg = config.merge_resume(*config.from_dict(stored), given)
     want = stored.get("corpus", {})
     if corpus_spec is not None:
@@ -109,9 +107,8 @@ def _resumed(corpus_spec: str | None, run: str | None, preset: str | None, given
     data = encode.load(cf.path, cf.sha256)
     if data.vocab != stored.get("vocab"):
         raise UsageError("the corpus's vocabulary differs from the run's: start a new --run")
-    info = {"name": cf.name, "path": str(cf.path), "sha256": cf.sha256, "source": cf.source}
-    return Job(name, model_cfg, train_cfg, data, info, resume=True,
-               preset=stored.get("preset", "tutorial"))  # fmt: skip
+    corpus = CorpusRecord.of(cf)
+    return Job(name, model_cfg, train_cfg, data, corpus, resume=True, preset=stored_preset)
 
 
 def stored_corpus(want: dict[str, Any]) -> corpora.CorpusFile:

@@ -24,10 +24,13 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import locks, paths
 from charrnn_cli.errors import BusyError, CharrnnError, CorruptFileError, UsageError
+
+if TYPE_CHECKING:
+    from charrnn_cli.data import Job
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -227,3 +230,42 @@ def complete_run_name(incomplete: str) -> list[str]:
     return [n for n in all_names() if n.startswith(incomplete)] + (
         ["latest"] if "latest".startswith(incomplete) else []
     )
+
+
+def new_run(job: Job, **facts: Any) -> MetricsWriter:
+    """Make a new run's folder and its config.json: the job, then `facts` about the trainer
+    (parameters, device, world_size, torch); returns the run's metrics writer."""
+    from charrnn_cli import __version__
+    from charrnn_cli.config import to_dict
+
+    config = {"name": job.name, "preset": job.preset, **to_dict(job.model, job.train)}
+    config.update(corpus=job.corpus.to_dict(), vocab=job.data.vocab, **facts)
+    config.update(charrnn=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    _make_folder(job.name)
+    write_config(job.name, config)
+    rewrite_metrics(job.name, 0)
+    return MetricsWriter(job.name)
+
+
+def resume_run(job: Job, world_size: int, step: int) -> MetricsWriter:
+    """Ready a resumed run's folder; returns its metrics writer.
+
+    The job's train section replaces the stored one, so limits given anew stay the run's for a
+    later --resume; the world size is stored with it because batch_size counts the streams of
+    one process. The metrics are cut back to the checkpoint's `step`, so the resumed run does
+    not log its steps twice."""
+    from charrnn_cli.config import to_dict
+
+    _make_folder(job.name)
+    stored = read_config(job.name)
+    stored["train"] = to_dict(job.model, job.train)["train"]
+    stored["world_size"] = world_size
+    stored.pop("format", None)  # write_config puts this version's first
+    write_config(job.name, stored)
+    rewrite_metrics(job.name, step)
+    return MetricsWriter(job.name)
+
+
+def _make_folder(name: str) -> None:
+    with paths.storage_errors(run_dir(name)):
+        run_dir(name).mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ batches.py), evaluates the held-out tail at each epoch end, every `eval_every` s
 training ends, and saves `last.pt` at each epoch end, every `save_every` minutes, at the end and
 when `should_stop()` asks (Ctrl-C, SIGTERM). A resumed run restores the weights, optimizer,
 step, data cursor, stream state and RNG states, so k steps + resume + k steps equals 2k steps.
+
+A `Trainer` holds the model, the data and a `TrainState`; `train` is the loop over its steps.
 """
 
 from __future__ import annotations
@@ -17,103 +19,307 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn_cli import __version__, batches, checkpoint, device, store
-from charrnn_cli.config import ModelConfig, TrainConfig, to_dict
+from charrnn_cli import batches, checkpoint, device, store
+from charrnn_cli.data import Job, check_data
 from charrnn_cli.distributed import Comm
-from charrnn_cli.encode import Encoded
 from charrnn_cli.errors import CharrnnError, UsageError
-from charrnn_cli.evaluate import LN2, Score, eval_rows, score
-from charrnn_cli.model import CharRNN, State, detach
+from charrnn_cli.evaluate import LN2, Score, score
+from charrnn_cli.model import CharRNN, detach
+from charrnn_cli.optim import lr_at, make_optimizer
+from charrnn_cli.train_state import Kind, Meter, Record, TrainState, keep_streams
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before training gives up
 LOG_EVERY_S = 1.0  # how often a step record is yielded (and a metrics line written)
 
 
-@dataclass
-class Job:
-    name: str
-    model: ModelConfig
-    train: TrainConfig
-    data: Encoded
-    corpus: dict[str, Any]  # name, path, sha256, source
-    resume: bool = False
-    preset: str = "tutorial"
+def train(
+    job: Job,
+    *,
+    should_stop: Callable[[], str | None] = lambda: None,
+    comm: Comm | None = None,
+) -> Iterator[Record]:
+    """Train `job`, yielding records; raises CharrnnError for what the user must fix."""
+    trainer = Trainer(job, comm or Comm())
+    trainer.restore()
+    try:
+        yield trainer.start()
+        while True:
+            reason, clock = trainer.agree(should_stop)
+            if reason:
+                break
+            if trainer.state.cursor >= trainer.shard.per_epoch:
+                yield from trainer.end_epoch()
+            else:
+                yield from trainer.step(clock)
+        yield from trainer.finish(reason)
+    finally:
+        trainer.close()
 
 
-@dataclass
-class Record:
-    kind: str  # start | step | eval | save | skip | end
-    step: int = 0
-    total_steps: int = 0
-    epoch: int = 0
-    elapsed_s: float = 0.0
-    lr: float = 0.0
-    train_loss: float | None = None
-    chars_per_sec: float | None = None
-    eta_s: float | None = None
-    val_loss: float | None = None
-    val_bpc: float | None = None
-    best: bool = False
-    reason: str = ""
-    info: dict[str, Any] = field(default_factory=dict)
+class Trainer:
+    """One process's share of a training job: its streams, its model replica, its state."""
 
+    def __init__(self, job: Job, comm: Comm) -> None:
+        self.job, self.comm = job, comm
+        self.mcfg, self.tcfg = job.model, job.train
+        self.run = store.run_dir(job.name)
+        self._ck = checkpoint.load(self.run / "last.pt") if job.resume else None
+        if self._ck is not None:
+            keep_streams(self._ck, self.tcfg, comm.world)
+        dev = self.dev = comm.device if comm.active else device.pick(self.tcfg.device)
+        if self.tcfg.precision != "fp32" and dev.type == "cpu":
+            raise UsageError(f"--precision {self.tcfg.precision} needs a GPU; use fp32 on the CPU")
+        check_data(job.data.ids, self.tcfg, comm.world)
+        self.mcfg.vocab_size = len(job.data.vocab)
+        self.shard = batches.deal(
+            job.data.ids, self.mcfg.vocab_size, self.tcfg, comm.rank, comm.world, dev
+        )
+        torch.manual_seed(self.tcfg.random_seed)
+        random.seed(self.tcfg.random_seed)
+        model = self.model = CharRNN(self.mcfg).to(dev)
+        model.rnn.flatten_parameters()  # one contiguous weight buffer for cuDNN after the move
+        self.net: torch.nn.Module = model
+        if comm.active:
+            from torch.nn.parallel import DistributedDataParallel
 
-def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Training ids and the held-out tail: the last `val_fraction`, one contiguous piece."""
-    n_val = max(2, int(len(ids) * val_fraction))
-    return ids[:-n_val], ids[-n_val:]
+            ids = [dev.index] if dev.type == "cuda" else None
+            self.net = DistributedDataParallel(model, device_ids=ids)
+        self.opt = make_optimizer(model, self.tcfg)
+        self.amp = device.autocast_dtype(self.tcfg.precision)
+        self.scaler = torch.amp.GradScaler(dev.type) if self.tcfg.precision == "fp16" else None
+        self.state = TrainState()
+        self.metrics: store.MetricsWriter | None = None
+        self.nan_steps = _injected_nan_steps(comm.rank)
+        self.total, self.lr = 0, 0.0
+        self.meter = Meter(self.tcfg.batch_size * self.tcfg.seq_len * comm.world)
+        self.last_eval_step = -1
+        self.last_save = 0.0
 
+    def restore(self) -> None:
+        """Take up where the checkpoint left off (a resumed job), and set the step budget."""
+        ck, self._ck = self._ck, None
+        if ck is not None:
+            checkpoint.restore(ck, self.run / "last.pt", self.model, self.opt, self.scaler)
+            self.state = TrainState.from_checkpoint(ck, self.mcfg.cell, self.dev, self.comm)
+            rngs = ck.get("rng") or []
+            if self.comm.rank < len(rngs):
+                checkpoint.set_rng_state(rngs[self.comm.rank])
+        s, tcfg = self.state, self.tcfg
+        self.total = per_run = self.shard.per_epoch * tcfg.epochs
+        if tcfg.max_steps is not None:
+            self.total = min(per_run, tcfg.max_steps)
+        if self.job.resume and s.step >= self.total:
+            raise UsageError(
+                f"run {self.job.name!r} already reached step {s.step} of {self.total} (epoch "
+                f"{s.epoch}); raise --epochs or --max-steps to continue it (limits count from "
+                "the run's start)"
+            )
 
-def check_data(ids: np.ndarray, cfg: TrainConfig, world: int = 1) -> None:
-    """Refuse a corpus too small for the options, saying what would fit."""
-    if len(ids) == 0:
-        raise UsageError("the corpus is empty")
-    if len(set(np.unique(ids).tolist())) < 2:
-        raise UsageError("the corpus has fewer than 2 distinct characters: nothing to learn")
-    train_ids, val_ids = split(ids, cfg.val_fraction)
-    need = batches.min_chars(cfg.batch_size * world, cfg.seq_len)
-    if len(train_ids) < need:
-        raise UsageError(
-            f"the corpus has {len(train_ids)} training characters but --batch-size "
-            f"{cfg.batch_size} x (--seq-len {cfg.seq_len} + 1)"
-            + (f" x {world} processes" if world > 1 else "")
-            + f" needs {need}: shrink --batch-size or --seq-len, or use a larger corpus"
+    def start(self) -> Record:
+        """Ready the run's folder (rank 0) and start the clock: the first record."""
+        s, job, dev = self.state, self.job, self.dev
+        if self.comm.is_main:
+            self.metrics = self._open_run()
+        s.start_clock()
+        self.lr = lr_at(self.tcfg, s.step, self.total, s.elapsed())
+        self.meter.last = time.perf_counter()
+        self.last_save = s.elapsed_before  # on the agreed clock (see `agree`)
+        shard = self.shard
+        info = {"device": device.describe(dev), "parameters": self.model.num_parameters()}
+        info.update(steps_per_epoch=shard.per_epoch, train_chars=shard.train_chars)
+        info.update(val_chars=shard.val_chars, vocab_size=self.mcfg.vocab_size)
+        info.update(world_size=self.comm.world, resumed=job.resume)
+        return self._record("start", info=info)
+
+    def _open_run(self) -> store.MetricsWriter:
+        job, world, dev = self.job, self.comm.world, self.dev
+        if job.resume:
+            return store.resume_run(job, world, self.state.step)
+        parameters, where = self.model.num_parameters(), device.describe(dev)
+        return store.new_run(
+            job, parameters=parameters, device=where, world_size=world, torch=torch.__version__
         )
 
+    def agree(self, should_stop: Callable[[], str | None]) -> tuple[str, float]:
+        """Why training ends now ("" to go on), and the clock every rank goes by.
 
-def lr_at(cfg: TrainConfig, step: int, total: int, elapsed: float) -> float:
-    """Linear warm-up, then constant or a cosine to `min_lr_fraction` that ends with the run:
-    at the last step, or when the `max_minutes` budget runs out, whichever comes first."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    done = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-    if cfg.max_minutes:
-        done = max(done, elapsed / (cfg.max_minutes * 60))
-    done = min(1.0, max(0.0, done))
-    floor = cfg.min_lr_fraction
-    return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done)))
+        One collective a step: whether any rank was asked to stop, and the slowest rank's
+        clock, which every rank then uses for the budget, the schedule and timed saves."""
+        signal = should_stop()
+        stop_any, clock = self.comm.max(float(signal is not None), self.state.elapsed())
+        budget = self.tcfg.max_minutes
+        if stop_any > 0:
+            return signal or "stopped", clock
+        if budget and clock >= budget * 60:
+            return "budget", clock
+        return ("done" if self.state.step >= self.total else ""), clock
 
+    def step(self, clock: float) -> Iterator[Record]:
+        """One window of every stream, and what falls due after it: a log line, an
+        evaluation, a timed save. A non-finite step on any rank is skipped on all."""
+        s, tcfg = self.state, self.tcfg
+        t_step = time.perf_counter()
+        self.lr = lr_at(tcfg, s.step, self.total, clock)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr
+        loss, finite = self._forward_backward()
+        # every rank takes the same branch: a bad step on any rank is skipped on all, and
+        # the loss reported is the mean over the whole (global) batch
+        loss_sum, bad_ranks = self.comm.sum(loss if finite else 0.0, 0.0 if finite else 1.0)
+        s.step += 1
+        s.cursor += 1
+        if bad_ranks:
+            yield from self._skip()
+            return
+        s.bad_run = 0
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        loss = loss_sum / self.comm.world
+        s.smooth = loss if s.smooth is None else 0.95 * s.smooth + 0.05 * loss
+        yield from self._log(t_step)
+        if tcfg.eval_every and s.step % tcfg.eval_every == 0:
+            yield from self.evaluate_and_save(())
+        if tcfg.save_every and clock - self.last_save >= tcfg.save_every * 60:
+            yield self.save(("last",))
+            self.last_save = clock
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adamw":
-        # decay the matrices, not the biases or the embedding
-        decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
-        other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
-        groups = [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": other, "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    def _forward_backward(self) -> tuple[float, bool]:
+        """Loss and gradients of the next window; whether loss and gradient norm are finite."""
+        s, scaler = self.state, self.scaler
+        x, y = batches.window(self.shard.rows, s.cursor, self.tcfg.seq_len)  # (B, T) each
+        # detach: the state carries values across the window edge, but gradients stop here,
+        # or backward would run all the way back to the start of the text
+        h_in = detach(s.hidden)
+        amp = self.amp
+        with torch.autocast(self.dev.type, dtype=amp) if amp else contextlib.nullcontext():
+            logits, s.hidden = self.net(x, h_in)  # (B, T, V)
+            flat = logits.float().reshape(-1, logits.shape[-1])  # (B*T, V)
+            loss = F.cross_entropy(flat, y.reshape(-1))
+        if s.step + 1 in self.nan_steps:
+            loss = loss * float("nan")
+        self.opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(self.opt)
+        else:
+            loss.backward()
+        # clip exploding gradients; the norm is the same on every rank (DDP averaged them)
+        clip = self.tcfg.grad_clip if self.tcfg.grad_clip > 0 else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        value = loss.detach().item()
+        return value, math.isfinite(value) and math.isfinite(float(norm))
+
+    def _skip(self) -> Iterator[Record]:
+        """Count a step no rank applied; give up after MAX_BAD_STEPS in a row."""
+        s = self.state
+        s.skipped += 1
+        s.bad_run += 1
+        s.hidden = None  # the state may hold NaNs too
+        if self.scaler is not None:
+            self.scaler.update()
+        yield self._record("skip", info={"run": s.bad_run})
+        if s.bad_run >= MAX_BAD_STEPS:
+            raise CharrnnError(
+                f"the loss was not finite for {s.bad_run} steps in a row (up to step {s.step}); "
+                "training stopped and the last good checkpoint is kept: resume with a lower "
+                "--lr or a tighter --grad-clip in a new --run"
+            )
+
+    def _log(self, t_step: float) -> Iterator[Record]:
+        """A step record and metrics line at most every LOG_EVERY_S, and at the last step."""
+        s, budget, meter = self.state, self.tcfg.max_minutes, self.meter
+        now = time.perf_counter()
+        meter.add(now - t_step)
+        if now - meter.last < LOG_EVERY_S and s.step != self.total:
+            return
+        eta = meter.take(now, self.total - s.step)
+        if budget:
+            budget_left = budget * 60 - s.elapsed()
+            eta = min(eta, budget_left) if eta is not None else budget_left
+        self._write_metrics()
+        yield self._record("step", train_loss=s.smooth, chars_per_sec=meter.rate, eta_s=eta)
+
+    def _write_metrics(self, **extra: Any) -> None:
+        if self.metrics is not None:
+            s = self.state
+            row = {"step": s.step, "epoch": s.epochs_done(self.shard.per_epoch)}
+            row.update(elapsed_s=round(s.elapsed(), 3), lr=self.lr, train_loss=s.smooth)
+            self.metrics.write({**row, "chars_per_sec": self.meter.rate, **extra})
+
+    def evaluate(self) -> Record:
+        """Score the held-out text (every rank its share, summed) and log it."""
+        s = self.state
+        part = score(self.model, self.shard.val_rows, self.dev, autocast=self.amp)
+        chars, loss_sum, correct = self.comm.sum(part.chars, part.loss_sum, part.correct)
+        val = Score(int(chars), loss_sum, int(correct))
+        improved = val.loss < s.best_val
+        if improved:
+            s.best_val = val.loss
+        self.last_eval_step = s.step
+        self._write_metrics(val_loss=val.loss, val_bpc=val.bits_per_char, val_accuracy=val.accuracy)
+        return self._record("eval", val_loss=val.loss, val_bpc=val.bits_per_char, best=improved)
+
+    def evaluate_and_save(
+        self, which: tuple[str, ...], best_missing: bool = False
+    ) -> Iterator[Record]:
+        """Evaluate (unless this step already was), then save `which` and best.pt when the
+        held-out loss improved or `best_missing`."""
+        improved = False
+        if self.last_eval_step != self.state.step:
+            rec = self.evaluate()
+            yield rec
+            improved = rec.best
+        if improved or best_missing:
+            which = (*which, "best")
+        if which:
+            yield self.save(which)
+
+    def save(self, which: tuple[str, ...]) -> Record:
+        """Checkpoint to `which` (last, best); a collective: every rank takes part."""
+        data = self.state.to_checkpoint(self.comm)
+        data["rng"] = self.comm.gather_objects(checkpoint.rng_state())
+        if self.comm.is_main:
+            scaler = self.scaler.state_dict() if self.scaler is not None else None
+            data.update(optimizer=self.opt.state_dict(), scaler=scaler)
+            data.update(corpus_sha256=self.job.data.sha256, world_size=self.comm.world)
+            data["unigram"] = self.shard.unigram  # for samples with no seed text
+            data = checkpoint.payload(self.model, self.mcfg, self.tcfg, self.job.data.vocab, **data)
+            for name in which:
+                checkpoint.save(self.run / f"{name}.pt", data)
+        s = self.state  # no lr: a save is not a step
+        return Record("save", s.step, self.total, s.epoch, s.elapsed(), reason="+".join(which))
+
+    def end_epoch(self) -> Iterator[Record]:
+        """Evaluate, save, and start the streams anew at the top of the text."""
+        s = self.state
+        s.epoch, s.cursor, s.hidden = s.epoch + 1, 0, None
+        yield from self.evaluate_and_save(("last",))
+
+    def finish(self, reason: str) -> Iterator[Record]:
+        """The end, however reached: a final evaluation and save, so every run has a best.pt."""
+        s = self.state
+        best_missing = self.comm.any(not (self.run / "best.pt").exists())[0]
+        yield from self.evaluate_and_save(("last",), best_missing)
+        best, info = s.best_val, {"skipped_steps": s.skipped}
+        yield self._record(
+            "end", train_loss=s.smooth, val_loss=best, val_bpc=best / LN2, reason=reason, info=info
+        )
+
+    def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+
+    def _record(self, kind: Kind, **fields: Any) -> Record:
+        s = self.state
+        return Record(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)
 
 
 def _injected_nan_steps(rank: int) -> set[int]:
@@ -124,329 +330,3 @@ def _injected_nan_steps(rank: int) -> set[int]:
     if not spec or (only is not None and int(only) != rank):
         return set()
     return {int(s) for s in spec.split(",") if s.strip()}
-
-
-def _keep_streams(ck: dict[str, Any], cfg: TrainConfig, world: int) -> None:
-    """Resume on the checkpoint's streams: a run of W processes x B streams resumes in `world`
-    processes of W*B/world streams each, so the text layout, the data cursor and the carried
-    state still fit (a data-parallel run resumes in one process, and the other way round)."""
-    _, saved = checkpoint.configs(ck)
-    total = saved.batch_size * int(ck.get("world_size", 1))
-    if total % world:
-        raise UsageError(
-            f"this run reads {total} streams, which {world} processes cannot share evenly: "
-            f"resume with a number of processes that divides {total}"
-        )
-    cfg.batch_size = total // world
-
-
-def _state_to_cpu(h: State | None) -> list[torch.Tensor]:
-    if h is None:
-        return []
-    return [t.detach().cpu() for t in (h if isinstance(h, tuple) else (h,))]
-
-
-def _state_from(tensors: list[torch.Tensor], cell: str, dev: torch.device) -> State | None:
-    if not tensors:
-        return None
-    moved = [t.to(dev) for t in tensors]
-    return (moved[0], moved[1]) if cell == "lstm" else moved[0]
-
-
-def train(
-    job: Job,
-    *,
-    should_stop: Callable[[], str | None] = lambda: None,
-    comm: Comm | None = None,
-) -> Iterator[Record]:
-    """Train `job`, yielding records; raises CharrnnError for what the user must fix."""
-    comm = comm or Comm()
-    mcfg, tcfg = job.model, job.train
-    run = store.run_dir(job.name)
-    ck = checkpoint.load(run / "last.pt") if job.resume else None
-    if ck is not None:
-        _keep_streams(ck, tcfg, comm.world)
-    dev = comm.device if comm.active else device.pick(tcfg.device)
-    if tcfg.precision != "fp32" and dev.type == "cpu":
-        raise UsageError(f"--precision {tcfg.precision} needs a GPU; use fp32 on the CPU")
-    ids = job.data.ids
-    check_data(ids, tcfg, comm.world)
-    mcfg.vocab_size = len(job.data.vocab)
-    train_ids, val_ids = split(ids, tcfg.val_fraction)
-    unigram = np.bincount(train_ids, minlength=mcfg.vocab_size).tolist()  # for unseeded samples
-
-    # all of the training streams, then this rank's disjoint share of them
-    rows = batches.streams(train_ids, tcfg.batch_size * comm.world)  # (B*world, N)
-    rows = batches.shard(rows, comm.rank, comm.world).contiguous().to(dev)  # (B, N)
-    per_epoch = batches.steps_per_epoch(rows, tcfg.seq_len)
-    val_rows = eval_rows(val_ids)
-    val_rows = val_rows[comm.rank :: comm.world] if len(val_rows) >= comm.world else val_rows
-
-    torch.manual_seed(tcfg.random_seed)
-    random.seed(tcfg.random_seed)
-    model = CharRNN(mcfg).to(dev)
-    model.rnn.flatten_parameters()  # one contiguous weight buffer for cuDNN after the move
-    net: torch.nn.Module = model
-    if comm.active:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    opt = make_optimizer(model, tcfg)
-    amp = device.autocast_dtype(tcfg.precision)
-    scaler = torch.amp.GradScaler(dev.type) if tcfg.precision == "fp16" else None
-
-    step = epoch = cursor = bad_run = skipped = 0
-    smooth: float | None = None
-    elapsed_before = 0.0
-    best_val = math.inf
-    h: State | None = None
-    if ck is not None:
-        try:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CharrnnError(f"{run / 'last.pt'} does not fit this run's config: {exc}") from None
-        model.rnn.flatten_parameters()
-        if scaler is not None and ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        step, epoch, cursor = int(ck["step"]), int(ck["epoch"]), int(ck["cursor"])
-        elapsed_before = float(ck["elapsed_s"])
-        best_val = float(ck.get("best_val_loss", math.inf))
-        skipped = int(ck.get("skipped_steps", 0))
-        smooth = ck.get("train_loss_smooth")
-        stream_state = ck.get("hidden") or []
-        if comm.active:
-            stream_state = [t[:, comm.rank :: comm.world] for t in stream_state]
-        h = _state_from(stream_state, mcfg.cell, dev)
-        rngs = ck.get("rng") or []
-        if comm.rank < len(rngs):
-            checkpoint.set_rng_state(rngs[comm.rank])
-    total = per_epoch * tcfg.epochs
-    if tcfg.max_steps is not None:
-        total = min(total, tcfg.max_steps)
-    if job.resume and step >= total:
-        raise UsageError(
-            f"run {job.name!r} already reached step {step} of {total} (epoch {epoch}); raise "
-            "--epochs or --max-steps to continue it (limits count from the run's start)"
-        )
-
-    if comm.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        if job.resume:  # limits given anew become the run's, so a later --resume keeps them
-            stored = store.read_config(job.name)
-            stored["train"] = to_dict(mcfg, tcfg)["train"]
-            stored["world_size"] = comm.world  # batch_size is per process (see _keep_streams)
-            stored.pop("format", None)
-            store.write_config(job.name, stored)
-        else:
-            store.write_config(
-                job.name,
-                {
-                    "name": job.name,
-                    "preset": job.preset,
-                    **to_dict(mcfg, tcfg),
-                    "corpus": job.corpus,
-                    "vocab": job.data.vocab,
-                    "parameters": model.num_parameters(),
-                    "device": device.describe(dev),
-                    "world_size": comm.world,
-                    "torch": torch.__version__,
-                    "charrnn": __version__,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                },
-            )
-        store.rewrite_metrics(job.name, step)
-        metrics = store.MetricsWriter(job.name)
-    nan_steps = _injected_nan_steps(comm.rank)
-
-    def gather_state() -> list[torch.Tensor]:
-        local = _state_to_cpu(h)
-        if not comm.active or not local:
-            return local
-        out = []
-        for t in local:  # reassemble (L, B*world, H) in the original row order
-            parts = [torch.zeros_like(t) for _ in range(comm.world)]
-            torch.distributed.all_gather(parts, t.to(comm.device))
-            full = torch.empty(t.shape[0], t.shape[1] * comm.world, t.shape[2])
-            for r, p in enumerate(parts):
-                full[:, r :: comm.world] = p.cpu()
-            out.append(full)
-        return out
-
-    def gather_rng() -> list[dict[str, Any]]:
-        mine = checkpoint.rng_state()
-        if not comm.active:
-            return [mine]
-        everyone: list[Any] = [None] * comm.world
-        torch.distributed.all_gather_object(everyone, mine)
-        return everyone
-
-    def save(which: tuple[str, ...]) -> Record:
-        hidden, rngs = gather_state(), gather_rng()  # collectives: every rank takes part
-        if comm.is_main:
-            data = checkpoint.payload(
-                model, mcfg, tcfg, job.data.vocab,
-                step=step, epoch=epoch, cursor=cursor, elapsed_s=elapsed(),
-                best_val_loss=best_val, skipped_steps=skipped, hidden=hidden, rng=rngs,
-                train_loss_smooth=smooth,
-                optimizer=opt.state_dict(),
-                scaler=scaler.state_dict() if scaler is not None else None,
-                corpus_sha256=job.data.sha256, world_size=comm.world, unigram=unigram,
-            )  # fmt: skip
-            for name in which:
-                checkpoint.save(run / f"{name}.pt", data)
-        return Record("save", step, total, epoch, elapsed(), reason="+".join(which))
-
-    def evaluate() -> Record:
-        nonlocal best_val
-        s = score(model, val_rows, dev, autocast=amp)
-        chars, loss_sum, correct = comm.sum(s.chars, s.loss_sum, s.correct)
-        s = Score(int(chars), loss_sum, int(correct))
-        improved = s.loss < best_val
-        if improved:
-            best_val = s.loss
-        rec = Record("eval", step, total, epoch, elapsed(), lr=lr, val_loss=s.loss,
-                     val_bpc=s.bits_per_char, best=improved)  # fmt: skip
-        if comm.is_main:
-            metrics.write({"step": step, "epoch": epochs_done(), "elapsed_s": round(elapsed(), 3),
-                           "lr": lr, "train_loss": smooth, "chars_per_sec": rate,
-                           "val_loss": s.loss, "val_bpc": s.bits_per_char,
-                           "val_accuracy": s.accuracy})  # fmt: skip
-        return rec
-
-    t0 = time.perf_counter()
-
-    def epochs_done() -> float:
-        """Passes over the training text so far (a fraction within the current one)."""
-        return round(epoch + cursor / max(1, per_epoch), 3)
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t0
-
-    chars_per_step = tcfg.batch_size * tcfg.seq_len * comm.world
-    lr = lr_at(tcfg, step, total, elapsed())
-    rate: float | None = None
-    last_log = time.perf_counter()
-    last_save = elapsed_before  # on the agreed clock (see `clock` below)
-    window_chars, window_time = 0, 0.0
-    last_eval_step = -1
-    yield Record("start", step, total, epoch, elapsed(), lr=lr, info={
-        "device": device.describe(dev), "parameters": model.num_parameters(),
-        "steps_per_epoch": per_epoch, "train_chars": len(train_ids), "val_chars": len(val_ids),
-        "vocab_size": mcfg.vocab_size, "world_size": comm.world, "resumed": job.resume,
-    })  # fmt: skip
-    model.train()
-    reason = "done"
-    try:
-        while True:
-            # one collective a step: whether any rank was asked to stop, and the slowest rank's
-            # clock, which every rank then uses for the budget, the schedule and timed saves
-            stop_sig = should_stop()
-            stop_any, clock = comm.max(float(stop_sig is not None), elapsed())
-            stop = stop_any > 0
-            budget_out = bool(tcfg.max_minutes) and clock >= tcfg.max_minutes * 60
-            if stop or budget_out or step >= total:
-                reason = (stop_sig or "stopped") if stop else "budget" if budget_out else "done"
-                break
-            if cursor >= per_epoch:  # end of an epoch: evaluate, save, start the streams anew
-                epoch, cursor, h = epoch + 1, 0, None
-                improved = False
-                if last_eval_step != step:  # not already evaluated at this step (--eval-every)
-                    rec = evaluate()
-                    yield rec
-                    last_eval_step, improved = step, rec.best
-                yield save(("last", "best") if improved else ("last",))
-                continue
-            t_step = time.perf_counter()
-            lr = lr_at(tcfg, step, total, clock)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            x, y = batches.window(rows, cursor, tcfg.seq_len)  # (B, T) each
-            # detach: the state carries values across the window edge, but gradients stop here,
-            # or backward would run all the way back to the start of the text
-            h_in = detach(h)
-            with torch.autocast(dev.type, dtype=amp) if amp else contextlib.nullcontext():
-                logits, h = net(x, h_in)  # (B, T, V)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-            if step + 1 in nan_steps:
-                loss = loss * float("nan")
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-            else:
-                loss.backward()
-            # clip exploding gradients; the norm is the same on every rank (DDP averaged them)
-            clip = tcfg.grad_clip if tcfg.grad_clip > 0 else math.inf
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            loss_value = loss.detach().item()
-            finite = math.isfinite(loss_value) and math.isfinite(float(norm))
-            # every rank takes the same branch: a bad step on any rank is skipped on all, and
-            # the loss reported is the mean over the whole (global) batch
-            loss_sum, bad_ranks = comm.sum(loss_value if finite else 0.0, 0.0 if finite else 1.0)
-            if bad_ranks:
-                skipped += 1
-                bad_run += 1
-                h = None  # the state may hold NaNs too
-                cursor += 1
-                step += 1
-                if scaler is not None:
-                    scaler.update()
-                yield Record("skip", step, total, epoch, elapsed(), lr=lr, info={"run": bad_run})
-                if bad_run >= MAX_BAD_STEPS:
-                    raise CharrnnError(
-                        f"the loss was not finite for {bad_run} steps in a row (up to step "
-                        f"{step}); training stopped and the last good checkpoint is kept: "
-                        "resume with a lower --lr or a tighter --grad-clip in a new --run"
-                    )
-                continue
-            bad_run = 0
-            loss_value = loss_sum / comm.world
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            step += 1
-            cursor += 1
-            smooth = loss_value if smooth is None else 0.95 * smooth + 0.05 * loss_value
-            now = time.perf_counter()
-            window_chars += chars_per_step
-            window_time += now - t_step
-            if now - last_log >= LOG_EVERY_S or step == total:
-                rate = window_chars / window_time if window_time else None
-                left = total - step
-                eta = left * window_time / (window_chars / chars_per_step) if rate else None
-                if tcfg.max_minutes:
-                    budget_left = tcfg.max_minutes * 60 - elapsed()
-                    eta = min(eta, budget_left) if eta is not None else budget_left
-                if comm.is_main:
-                    metrics.write({"step": step, "epoch": epochs_done(),
-                                   "elapsed_s": round(elapsed(), 3), "lr": lr,
-                                   "train_loss": smooth, "chars_per_sec": rate})  # fmt: skip
-                yield Record("step", step, total, epoch, elapsed(), lr=lr, train_loss=smooth,
-                             chars_per_sec=rate, eta_s=eta)  # fmt: skip
-                last_log, window_chars, window_time = now, 0, 0.0
-            if tcfg.eval_every and step % tcfg.eval_every == 0:
-                rec = evaluate()
-                yield rec
-                last_eval_step = step
-                if rec.best:
-                    yield save(("best",))
-            if tcfg.save_every and clock - last_save >= tcfg.save_every * 60:
-                yield save(("last",))
-                last_save = clock
-        # the end, however reached: a final evaluation so every run has a best.pt
-        improved = False
-        if last_eval_step != step:
-            rec = evaluate()
-            yield rec
-            improved = rec.best
-        missing_best = comm.any(not (run / "best.pt").exists())[0]
-        yield save(("last", "best") if improved or missing_best else ("last",))
-        yield Record("end", step, total, epoch, elapsed(), lr=lr, train_loss=smooth,
-                     val_loss=best_val, val_bpc=best_val / LN2, reason=reason,
-                     info={"skipped_steps": skipped})  # fmt: skip
-    finally:
-        if comm.is_main:
-            metrics.close()

@@ -1,4 +1,5 @@
-"""The TBPTT layout: contiguous streams, consecutive windows, disjoint shards."""
+"""The TBPTT layout: contiguous streams, consecutive windows, disjoint shards, each rank's
+share."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import numpy as np
 import torch
 
 from charrnn_cli import batches
+from charrnn_cli.config import TrainConfig
+
+CPU = torch.device("cpu")
 
 
 def test_streams_are_contiguous_rows():
@@ -35,5 +39,12 @@ def test_shards_split_the_streams_between_ranks():
     assert together == rows[:, 0].tolist()
 
 
-def test_min_chars():
-    assert batches.min_chars(32, 32) == 32 * 33
+def test_dealing_gives_each_rank_its_streams_and_its_held_out_rows():
+    ids = np.arange(1000) % 7
+    cfg = TrainConfig(batch_size=2, seq_len=5, val_fraction=0.1)
+    one = batches.deal(ids, 7, TrainConfig(batch_size=4, seq_len=5, val_fraction=0.1), 0, 1, CPU)
+    a, b = (batches.deal(ids, 7, cfg, rank, 2, CPU) for rank in (0, 1))
+    assert (one.train_chars, one.val_chars) == (900, 100) and one.per_epoch == a.per_epoch
+    assert torch.equal(one.rows[0::2], a.rows) and torch.equal(one.rows[1::2], b.rows)
+    assert len(a.val_rows) + len(b.val_rows) == len(one.val_rows)
+    assert one.unigram == np.bincount(ids[:900], minlength=7).tolist() == a.unigram

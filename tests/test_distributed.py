@@ -374,7 +374,9 @@ def test_a_single_process_comm_is_local():
     assert (c.rank, c.world, c.is_main, c.active) == (0, 1, True, False)
     assert c.any(True, False) == [True, False]
     assert c.max(1.0, 2.5) == [1.0, 2.5] and c.sum(3.0) == [3.0]
-    assert c.broadcast_object("x") == "x" and c.broadcast_float(2.0) == 2.0
+    assert c.broadcast_object("x") == "x"
+    rows = torch.arange(12.0).reshape(1, 4, 3)  # (L, B, H)
+    assert torch.equal(c.gather_rows([rows])[0], rows) and c.gather_objects({"a": 1}) == [{"a": 1}]
     c.close()
 
 

@@ -37,8 +37,8 @@ def evaluate(
     """Score a run: loss (nats/char), bits/char, perplexity and accuracy."""
     from charrnn_cli import encode
     from charrnn_cli.checkpoint import configs, load_run
+    from charrnn_cli.data import split
     from charrnn_cli.evaluate import Score, eval_rows, score
-    from charrnn_cli.train import split
 
     model, vocab, ck, name = load_run(run, checkpoint, device)
     dev = next(model.parameters()).device

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from charrnn_cli import store
 
-RunOption = Annotated[
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+PANEL_RUN = "Run"  # `charrnn train --help` groups its options in panels
+
+
+def _run(help: str, **kw: Any) -> Any:
+    return typer.Option(help=help, autocompletion=store.complete_run_name, **kw)
+
+
+RunOption = Annotated[str | None, _run("Run: a name, a unique prefix or latest [latest].")]
+# `charrnn train` names a run to start (or to --resume), so no prefix or `latest` there
+NewRunOption = Annotated[
     str | None,
-    typer.Option(
-        help="Run: a name, a unique prefix or latest [latest].",
-        autocompletion=store.complete_run_name,
+    _run(
+        "Run name (default: <corpus>-<cell>-<date>-<time>).",
+        rich_help_panel=PANEL_RUN,
+        show_default=False,
     ),
 ]
 CheckpointOption = Annotated[
     Literal["best", "last"], typer.Option(help="Which checkpoint of the run.")
 ]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+DeviceOption = Annotated[str, typer.Option(help=f"{DEVICES}.")]
+# `charrnn train`'s: None when not given, so --resume keeps the stored device
+TrainDeviceOption = Annotated[
+    str | None,
+    typer.Option(help=f"{DEVICES} [auto].", rich_help_panel=PANEL_RUN, show_default=False),
+]

@@ -12,18 +12,23 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from charrnn_cli import console, store
+from charrnn_cli import config, console, store
+from charrnn_cli.commands.options import PANEL_RUN, NewRunOption, TrainDeviceOption
 from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from charrnn_cli.train import Record
 
 PANEL_DATA = "Data"
 PANEL_MODEL = "Model"
 PANEL_OPT = "Optimisation"
-PANEL_RUN = "Run"
 
 
 def _opt(help: str, panel: str, **kw: Any) -> Any:
@@ -38,25 +43,16 @@ def train(
             PANEL_DATA,
         ),
     ] = None,
-    run: Annotated[
-        str | None,
-        _opt(
-            "Run name (default: <corpus>-<cell>-<date>-<time>).",
-            PANEL_RUN,
-            autocompletion=store.complete_run_name,
-        ),
-    ] = None,
+    run: NewRunOption = None,
     resume: Annotated[bool, _opt("Continue --run from its last checkpoint.", PANEL_RUN)] = False,
     preset: Annotated[
-        Literal["tutorial", "cpu", "gpu"] | None,
+        config.Preset | None,
         _opt(
             "A set of options: tutorial (default), cpu (best in minutes on a small CPU), gpu.",
             PANEL_RUN,
         ),
     ] = None,
-    cell: Annotated[
-        Literal["lstm", "gru", "rnn"] | None, _opt("Recurrent cell [lstm].", PANEL_MODEL)
-    ] = None,
+    cell: Annotated[config.Cell | None, _opt("Recurrent cell [lstm].", PANEL_MODEL)] = None,
     layers: Annotated[int | None, _opt("Recurrent layers [2].", PANEL_MODEL, min=1, max=16)] = None,
     hidden_size: Annotated[
         int | None, _opt("Units per layer [128].", PANEL_MODEL, min=1, max=16384)
@@ -83,7 +79,7 @@ def train(
         float | None, _opt("Peak learning rate [0.01].", PANEL_OPT, min=0.0, max=10.0)
     ] = None,
     lr_schedule: Annotated[
-        Literal["constant", "cosine"] | None, _opt("Learning-rate schedule [cosine].", PANEL_OPT)
+        config.Schedule | None, _opt("Learning-rate schedule [cosine].", PANEL_OPT)
     ] = None,
     warmup_steps: Annotated[
         int | None, _opt("Linear warm-up steps [100].", PANEL_OPT, min=0)
@@ -92,9 +88,7 @@ def train(
         float | None,
         _opt("The cosine's floor, a fraction of --lr [0.1].", PANEL_OPT, min=0.0, max=1.0),
     ] = None,
-    optimizer: Annotated[
-        Literal["adam", "adamw"] | None, _opt("Optimizer [adam].", PANEL_OPT)
-    ] = None,
+    optimizer: Annotated[config.Optimizer | None, _opt("Optimizer [adam].", PANEL_OPT)] = None,
     weight_decay: Annotated[
         float | None, _opt("AdamW weight decay [0].", PANEL_OPT, min=0.0)
     ] = None,
@@ -116,9 +110,9 @@ def train(
         int | None,
         _opt("Seed: same seed, same run on CPU [0].", PANEL_RUN, min=0, max=2**63 - 1),
     ] = None,
-    device: Annotated[str | None, _opt("auto, cpu, cuda, cuda:N or mps [auto].", PANEL_RUN)] = None,
+    device: TrainDeviceOption = None,
     precision: Annotated[
-        Literal["fp32", "bf16", "fp16"] | None, _opt("GPU autocast precision [fp32].", PANEL_RUN)
+        config.Precision | None, _opt("GPU autocast precision [fp32].", PANEL_RUN)
     ] = None,
     nproc: Annotated[
         int | None,
@@ -132,17 +126,9 @@ def train(
     quiet: Annotated[bool, _opt("No progress, only errors.", PANEL_RUN)] = False,
 ) -> None:
     """Train a character-level RNN, LSTM or GRU; print the run's folder when done."""
-    given = {
-        "cell": cell, "layers": layers, "hidden_size": hidden_size, "embed_size": embed_size,
-        "dropout": dropout, "tie_weights": tie_weights, "seq_len": seq_len,
-        "batch_size": batch_size, "val_fraction": val_fraction, "lr": lr,
-        "lr_schedule": lr_schedule, "warmup_steps": warmup_steps,
-        "min_lr_fraction": min_lr_fraction, "optimizer": optimizer,
-        "weight_decay": weight_decay, "grad_clip": grad_clip, "epochs": epochs,
-        "max_steps": max_steps, "max_minutes": max_minutes, "eval_every": eval_every,
-        "save_every": save_every, "random_seed": random_seed, "device": device,
-        "precision": precision,
-    }  # fmt: skip
+    # the config's options, each by its field's name (None: not given); first, while the
+    # locals are the parameters alone
+    given = {key: value for key, value in locals().items() if key in config.OPTION_KEYS}
     if nproc is not None and nproc > 1:
         from charrnn_cli.launch import launch
 
@@ -155,7 +141,7 @@ def train(
     try:
         job = prepare(corpus, run, resume, preset, given, comm)
         stopper = _Stopper()
-        with store.lock(job.name) if comm.is_main else _nothing(), stopper:
+        with store.lock(job.name) if comm.is_main else contextlib.nullcontext(), stopper:
             records = run_training(job, should_stop=stopper.reason, comm=comm)
             last = _render(records, quiet or not comm.is_main)
     finally:
@@ -169,11 +155,6 @@ def train(
         )
     if comm.is_main:
         console.out(str(store.run_dir(job.name)))
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 class _Stopper:
@@ -207,7 +188,7 @@ class _Stopper:
             signal.signal(sig, old)
 
 
-def _render(records: Any, quiet: bool) -> Any:
+def _render(records: Iterable[Record], quiet: bool) -> Record | None:
     """Draw the records on stderr; return the last one."""
     last = None
     if quiet:
@@ -235,14 +216,17 @@ def _render(records: Any, quiet: bool) -> Any:
     return last
 
 
-def _render_live(records: Any) -> Any:
+def _render_live(records: Iterable[Record]) -> Record | None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     last = None
     columns = (
-        TextColumn("[bold]train[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
-    )  # fmt: skip
+        TextColumn("[bold]train[/]"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[stats]}"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console.err(), transient=False) as bar:
         task = None
         for rec in records:
@@ -263,7 +247,7 @@ def _render_live(records: Any) -> Any:
     return last
 
 
-def _start_line(rec: Any, where: Any = None) -> None:
+def _start_line(rec: Record, where: Console | None = None) -> None:
     i = rec.info
     text = (
         f"{'resuming' if i['resumed'] else 'training'} on {i['device']}"
@@ -275,7 +259,7 @@ def _start_line(rec: Any, where: Any = None) -> None:
     (where or console.err()).print(text, highlight=False, soft_wrap=True)
 
 
-def _step_text(rec: Any, short: bool = False) -> str:
+def _step_text(rec: Record, short: bool = False) -> str:
     cps = f"{rec.chars_per_sec:,.0f} ch/s" if rec.chars_per_sec else "-"
     loss = f"{rec.train_loss:.3f}" if rec.train_loss is not None else "-"
     if short:
@@ -287,14 +271,14 @@ def _step_text(rec: Any, short: bool = False) -> str:
     )
 
 
-def _eval_text(rec: Any) -> str:
+def _eval_text(rec: Record) -> str:
     star = " [green](best)[/]" if rec.best else ""
     return (
         f"step {rec.step}: held-out {rec.val_loss:.4f} nats/char, {rec.val_bpc:.4f} bits/char{star}"
     )
 
 
-def _end_text(rec: Any) -> str:
+def _end_text(rec: Record) -> str:
     why = {"done": "finished", "budget": "time budget reached"}.get(rec.reason, rec.reason)
     return (
         f"{why} at step {rec.step} after {rec.elapsed_s / 60:.1f} min; "

@@ -1,0 +1,85 @@
+"""What a training job is made of, torch-free: the corpus record, the job, the held-out split.
+
+`session.prepare` builds a `Job` and checks its data before anything is written, and `charrnn
+eval` scores a run on the same held-out tail the trainer used; neither needs torch for that,
+so these live here rather than in the training loop. numpy is imported inside the functions
+(ruff keeps it off the module level outside the torch layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from charrnn_cli.config import ModelConfig, TrainConfig
+from charrnn_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from charrnn_cli.corpora import CorpusFile
+    from charrnn_cli.encode import Encoded
+
+
+@dataclass(frozen=True)
+class CorpusRecord:
+    """The corpus a run trains on, as its config.json stores it."""
+
+    name: str
+    path: str  # where it was read; a resume that finds it changed fetches it again by name
+    sha256: str
+    source: str  # url, "pysrc", "file:<abs path>", or "stdin"
+
+    @classmethod
+    def of(cls, cf: CorpusFile) -> CorpusRecord:
+        return cls(cf.name, str(cf.path), cf.sha256, cf.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CorpusRecord:
+        return cls(**{k: str(data.get(k, "")) for k in ("name", "path", "sha256", "source")})
+
+
+@dataclass
+class Job:
+    """One training run to start or continue, checked and ready."""
+
+    name: str
+    model: ModelConfig
+    train: TrainConfig
+    data: Encoded
+    corpus: CorpusRecord
+    resume: bool = False
+    preset: str = "tutorial"
+
+
+def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training ids and the held-out tail: the last `val_fraction`, one contiguous piece."""
+    n_val = max(2, int(len(ids) * val_fraction))
+    return ids[:-n_val], ids[-n_val:]
+
+
+def min_chars(batch_size: int, seq_len: int) -> int:
+    """The fewest training characters that give one window per stream (see batches.py)."""
+    return batch_size * (seq_len + 1)
+
+
+def check_data(ids: np.ndarray, cfg: TrainConfig, world: int = 1) -> None:
+    """Refuse a corpus too small for the options, saying what would fit."""
+    import numpy as np
+
+    if len(ids) == 0:
+        raise UsageError("the corpus is empty")
+    if len(np.unique(ids)) < 2:
+        raise UsageError("the corpus has fewer than 2 distinct characters: nothing to learn")
+    train_ids, _ = split(ids, cfg.val_fraction)
+    need = min_chars(cfg.batch_size * world, cfg.seq_len)
+    if len(train_ids) < need:
+        raise UsageError(
+            f"the corpus has {len(train_ids)} training characters but --batch-size "
+            f"{cfg.batch_size} x (--seq-len {cfg.seq_len} + 1)"
+            + (f" x {world} processes" if world > 1 else "")
+            + f" needs {need}: shrink --batch-size or --seq-len, or use a larger corpus"
+        )
