@@ -103,27 +103,9 @@ def _resumed(corpus_spec: str | None, run: str | None, preset: str | None, given
                 "resume without --corpus, or start a new --run"
             )
     else:
-        cf = stored_corpus(want)
+        cf = corpora.stored(want)
     data = encode.load(cf.path, cf.sha256)
     if data.vocab != stored.get("vocab"):
         raise UsageError("the corpus's vocabulary differs from the run's: start a new --run")
     corpus = CorpusRecord.of(cf)
     return Job(name, model_cfg, train_cfg, data, corpus, resume=True, preset=stored_preset)
-
-
-def stored_corpus(want: dict[str, Any]) -> corpora.CorpusFile:
-    """The run's corpus: at its stored path when unchanged, else fetched again by name."""
-    from pathlib import Path
-
-    path = Path(want.get("path", ""))
-    if path.is_file() and corpora.sha256_file(path) == want.get("sha256"):
-        return corpora.CorpusFile(
-            want["name"], path, want["sha256"], path.stat().st_size, want.get("source", "")
-        )
-    cf = corpora.resolve(want.get("name", ""))
-    if cf.sha256 != want.get("sha256"):
-        raise CharrnnError(
-            f"the run's corpus {want.get('name')!r} changed since training (sha256 differs): "
-            "it cannot be resumed on other text; start a new --run"
-        )
-    return cf

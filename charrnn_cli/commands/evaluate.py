@@ -86,9 +86,9 @@ def evaluate(
 
 
 def _run_corpus(name: str):
-    from charrnn_cli.session import stored_corpus
+    from charrnn_cli import corpora
 
-    return stored_corpus(store.read_config(name).get("corpus", {}))
+    return corpora.stored(store.read_config(name).get("corpus", {}))
 
 
 def _blocks(spec: str) -> Iterator[str]:
