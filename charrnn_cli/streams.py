@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from charrnn_cli.draw import Noise, Strategy, mask_numpy, mask_torch
 from charrnn_cli.model import CharRNN, State
@@ -88,6 +89,12 @@ class NumpyStreams(_Streams):
 
     def run(self, steps: int | None = None, chunk: int = 64) -> Iterator[Chunk]:
         """Step `steps` times (forever when None), yielding a chunk every `chunk` steps."""
+        # One BLAS thread: a step's products are too small to share, and a second thread
+        # that spins while another process holds the other core costs 3-7x the time.
+        with threadpool_limits(1, user_api="blas"):
+            yield from self._run(steps, chunk)
+
+    def _run(self, steps: int | None, chunk: int) -> Iterator[Chunk]:
         s, stepper, ends = self.strategy, self.stepper, self.ends
         B = stepper.batch
         inv_t = 0.0 if s.greedy else 1.0 / s.temperature

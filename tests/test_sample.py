@@ -1,5 +1,5 @@
-"""Sampling: the numpy stepper equals the model, the seed comes first, the same seed gives the
-same text, unknown seed characters are named, and a closed pipe ends quietly."""
+"""Sampling: the seed comes first, the same seed gives the same text on every engine and in a
+batch, unknown seed characters are named, and a closed pipe ends quietly."""
 
 from __future__ import annotations
 
@@ -13,36 +13,14 @@ import torch
 from charrnn_cli.config import ModelConfig
 from charrnn_cli.draw import mask_numpy, mask_torch
 from charrnn_cli.model import CharRNN
-from charrnn_cli.sample import Strategy, beam_search, sample
-from charrnn_cli.steppers import GruRnnStepper, LstmStepper, make_stepper
-from charrnn_cli.streams import start_state
+from charrnn_cli.sample import Strategy, beam_search, sample, sample_many
 from tests.helpers import TINY
-
-CELLS = [("lstm", 2), ("lstm", 3), ("lstm", 1), ("gru", 2), ("rnn", 2)]
 
 
 def _cell_model(cell: str, layers: int) -> CharRNN:
     torch.manual_seed(0)
     cfg = ModelConfig(cell=cell, vocab_size=7, embed_size=5, hidden_size=12, layers=layers)
     return CharRNN(cfg).eval()
-
-
-@pytest.mark.parametrize("cell, layers", CELLS)
-def test_numpy_steppers_match_the_model(cell, layers):
-    m = _cell_model(cell, layers)
-    assert isinstance(
-        make_stepper(m, start_state(m)), LstmStepper if cell == "lstm" else GruRnnStepper
-    )
-    ids = [1, 4, 2, 6, 0, 3]
-    with torch.inference_mode():
-        logits, h = m(torch.tensor([ids[:3]]), start_state(m))
-        more, _ = m(torch.tensor([ids[3:]]), h)
-    s = make_stepper(m, start_state(m))
-    for t, i in enumerate(ids[:3]):
-        np.testing.assert_allclose(s.step(np.array([i]))[0], logits[0, t], rtol=1e-5, atol=1e-5)
-    resumed = make_stepper(m, h)  # the state the seed left, as sampling hands it over
-    for t, i in enumerate(ids[3:]):
-        np.testing.assert_allclose(resumed.step(np.array([i]))[0], more[0, t], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -58,6 +36,22 @@ def test_a_seed_gives_the_same_text_on_the_numpy_and_the_torch_engine(cell, stra
     ]
     assert runs[0] == runs[1] and len(runs[0]) == 400
     assert strategy.greedy or len(set(runs[0])) > 3  # a real draw, not one character
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_num_samples_in_a_batch_are_the_samples_of_consecutive_seeds(engine):
+    m = _cell_model("gru", 2)
+    s = Strategy(0.9, top_k=5)
+    for seed_ids, unigram in (([1], None), ([], [1, 2, 3, 0, 5, 1, 1])):
+        batch = sample_many(
+            m, "abcdefg", seed_ids, 60, s, 5, 2, random_seed=7, unigram=unigram, engine=engine
+        )
+        many = list(batch)
+        alone = [
+            "".join(sample(m, "abcdefg", seed_ids, 60, s, random_seed=7 + k, unigram=unigram))
+            for k in range(5)
+        ]
+        assert many == alone and len(set(many)) == 5 and all(len(x) == 60 for x in many)
 
 
 def test_top_k_and_top_p_masks_agree_in_numpy_and_torch():
