@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-NOISE_VALUES = 1 << 16  # noise values per stream and block (rows x vocabulary)
+NOISE_VALUES = 1 << 14  # noise values per stream and block (rows x vocabulary)
 
 
 @dataclass
