@@ -162,8 +162,8 @@ def sample_lines(
     if "\n" not in vocab:
         raise UsageError("this run's corpus has no newline: --lines needs one item a line")
     prefix = seed.rsplit("\n", 1)[-1]
-    if len(prefix) >= rules.max_len:
-        raise UsageError(f"the seed's last line is not shorter than the cap of {rules.max_len}")
+    if len(prefix) > rules.max_len:
+        raise UsageError(f"the seed's last line is longer than the cap of {rules.max_len}")
     stoi = {c: i for i, c in enumerate(vocab)}
     model.eval()
     device = next(model.parameters()).device

@@ -89,6 +89,9 @@ class NumpyStreams(_Streams):
 
     def run(self, steps: int | None = None, chunk: int = 64) -> Iterator[Chunk]:
         """Step `steps` times (forever when None), yielding a chunk every `chunk` steps."""
+        if self.batch == 1:  # matrix-vector products: BLAS keeps those on one thread itself
+            yield from self._run(steps, chunk)
+            return
         # One BLAS thread: a step's products are too small to share, and a second thread
         # that spins while another process holds the other core costs 3-7x the time.
         with threadpool_limits(1, user_api="blas"):
