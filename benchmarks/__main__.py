@@ -11,6 +11,7 @@ import sys
 from benchmarks import (
     data,
     ddp,
+    lines,
     memory,
     quality,
     sample_quality,
@@ -24,6 +25,7 @@ SUITE = {
     "throughput": throughput.run,
     "sampling": sampling.run,
     "sample_quality": sample_quality.run,
+    "lines": lines.run,
     "data": data.run,
     "memory": memory.run,
     "ddp": ddp.run,
