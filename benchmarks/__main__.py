@@ -15,6 +15,7 @@ from benchmarks import (
     quality,
     sample_quality,
     sampling,
+    start,
     startup,
     throughput,
 )
@@ -24,6 +25,7 @@ SUITE = {
     "throughput": throughput.run,
     "sampling": sampling.run,
     "sample_quality": sample_quality.run,
+    "start": start.run,
     "data": data.run,
     "memory": memory.run,
     "ddp": ddp.run,
