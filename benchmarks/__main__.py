@@ -16,6 +16,7 @@ from benchmarks import (
     quality,
     sample_quality,
     sampling,
+    start,
     startup,
     throughput,
 )
@@ -26,6 +27,7 @@ SUITE = {
     "sampling": sampling.run,
     "sample_quality": sample_quality.run,
     "lines": lines.run,
+    "start": start.run,
     "data": data.run,
     "memory": memory.run,
     "ddp": ddp.run,

@@ -29,7 +29,7 @@ from charrnn_cli.data import Job, check_data
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
-from charrnn_cli.model import CharRNN, detach
+from charrnn_cli.model import CharRNN, State, detach
 from charrnn_cli.optim import lr_at, make_optimizer
 from charrnn_cli.train_state import Kind, Meter, Record, TrainState, keep_streams
 
@@ -197,7 +197,7 @@ class Trainer:
         x, y = batches.window(self.shard.rows, s.cursor, self.tcfg.seq_len)  # (B, T) each
         # detach: the state carries values across the window edge, but gradients stop here,
         # or backward would run all the way back to the start of the text
-        h_in = detach(s.hidden)
+        h_in = self._restarts(detach(s.hidden))
         amp = self.amp
         with torch.autocast(self.dev.type, dtype=amp) if amp else contextlib.nullcontext():
             logits, s.hidden = self.net(x, h_in)  # (B, T, V)
@@ -216,6 +216,20 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         value = loss.detach().item()
         return value, math.isfinite(value) and math.isfinite(float(norm))
+
+    def _restarts(self, h: State | None) -> State | None:
+        """Send each stream back to the start state with probability `restart_prob`.
+
+        The draw depends only on the seed and the step, and is made for the streams of every
+        rank, so a resumed or data-parallel run restarts the same streams as a straight one."""
+        p, comm = self.tcfg.restart_prob, self.comm
+        if h is None or (p <= 0 and self.model.start is None):
+            return h
+        every = restart_mask(
+            self.tcfg.random_seed, self.state.step, self.tcfg.batch_size * comm.world, p
+        )
+        mask = every[comm.rank :: comm.world]  # this rank's streams, as batches.shard deals them
+        return self.model.restart(h, mask.to(self.dev))
 
     def _skip(self) -> Iterator[Record]:
         """Count a step no rank applied; give up after MAX_BAD_STEPS in a row."""
@@ -320,6 +334,12 @@ class Trainer:
     def _record(self, kind: Kind, **fields: Any) -> Record:
         s = self.state
         return Record(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)
+
+
+def restart_mask(seed: int, step: int, streams: int, p: float) -> torch.Tensor:
+    """(streams,) bool: which streams restart at `step`, a function of the seed and step only."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.rand(streams, generator=gen) < p
 
 
 def _injected_nan_steps(rank: int) -> set[int]:

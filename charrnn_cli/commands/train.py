@@ -66,6 +66,10 @@ def train(
     tie_weights: Annotated[
         bool | None, _opt("Share embedding and output weights (embed = hidden).", PANEL_MODEL)
     ] = None,
+    start_state: Annotated[
+        config.StartState | None,
+        _opt("What fresh text starts from: a learned state, or zeros [learned].", PANEL_MODEL),
+    ] = None,
     seq_len: Annotated[
         int | None, _opt("Characters per BPTT window [32].", PANEL_DATA, min=1, max=100000)
     ] = None,
@@ -91,6 +95,15 @@ def train(
     optimizer: Annotated[config.Optimizer | None, _opt("Optimizer [adam].", PANEL_OPT)] = None,
     weight_decay: Annotated[
         float | None, _opt("AdamW weight decay [0].", PANEL_OPT, min=0.0)
+    ] = None,
+    restart_prob: Annotated[
+        float | None,
+        _opt(
+            "Chance a stream restarts from the start state at a window [0.01].",
+            PANEL_OPT,
+            min=0.0,
+            max=1.0,
+        ),
     ] = None,
     grad_clip: Annotated[
         float | None, _opt("Clip the gradient norm (0: off) [5].", PANEL_OPT, min=0.0)
