@@ -29,7 +29,13 @@ Chunk = tuple[np.ndarray, np.ndarray | None]  # ids (T, B); line ends (T, B) or 
 
 def start_state(model: CharRNN, batch: int = 1) -> State:
     """The state every fresh sample starts from, for `batch` streams: (L, B, H), an (h, c) pair
-    for the LSTM, on the model's device. Zeros, as in training's first window."""
+    for the LSTM, on the model's device. The model's learned start state (the state training
+    restarts streams from), or zeros for a zero-start run or one from before start states."""
+    learned = model.start_state(batch)
+    if isinstance(learned, tuple):
+        return (learned[0].detach(), learned[1].detach())
+    if learned is not None:
+        return learned.detach()
     cfg = model.cfg
     p = next(model.parameters())
     h = torch.zeros(cfg.layers, batch, cfg.hidden_size, device=p.device, dtype=p.dtype)
