@@ -225,7 +225,7 @@ class Trainer:
         p, comm = self.tcfg.restart_prob, self.comm
         if h is None or (p <= 0 and self.model.start is None):
             return h
-        every = restart_mask(
+        every = batches.restart_mask(
             self.tcfg.random_seed, self.state.step, self.tcfg.batch_size * comm.world, p
         )
         mask = every[comm.rank :: comm.world]  # this rank's streams, as batches.shard deals them
@@ -334,12 +334,6 @@ class Trainer:
     def _record(self, kind: Kind, **fields: Any) -> Record:
         s = self.state
         return Record(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)
-
-
-def restart_mask(seed: int, step: int, streams: int, p: float) -> torch.Tensor:
-    """(streams,) bool: which streams restart at `step`, a function of the seed and step only."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return torch.rand(streams, generator=gen) < p
 
 
 def _injected_nan_steps(rank: int) -> set[int]:

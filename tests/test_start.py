@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from charrnn_cli import checkpoint, config
+from charrnn_cli.batches import restart_mask
 from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
-from charrnn_cli.train import restart_mask
 from tests.helpers import TINY, val_losses
 
 NAMES = ["ROMEO", "JULIET", "NURSE", "FRIAR", "TYBALT"]
