@@ -42,10 +42,16 @@ def start_state(model: CharRNN, batch: int = 1) -> State:
     return (h, torch.zeros_like(h)) if cfg.cell == "lstm" else h
 
 
+PRIME_CHUNK = 4096  # seed characters fed a call: bounds the (B, S, V) logits of a long seed
+
+
 def prime(model: CharRNN, ids: torch.Tensor) -> Start:
-    """Feed ids (B, S), S >= 1, from the start state in one call: the logits after the last
+    """Feed ids (B, S), S >= 1, from the start state, PRIME_CHUNK characters a call with the
+    state carried (a seed of any length in bounded memory): the logits after the last
     character (B, V) and the state it left."""
-    logits, h = model(ids, start_state(model, ids.shape[0]))
+    h = start_state(model, ids.shape[0])
+    for at in range(0, ids.shape[1], PRIME_CHUNK):
+        logits, h = model(ids[:, at : at + PRIME_CHUNK], h)  # (B, <=PRIME_CHUNK, V)
     return Start(logits[:, -1].float(), h)
 
 

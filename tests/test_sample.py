@@ -156,3 +156,27 @@ def test_seed_from_stdin(trained, charrnn_home):
         input="", capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 2 and "stdin" in r.stderr
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_long_seed_is_fed_in_pieces_to_the_same_state(cell):
+    from charrnn_cli.streams import PRIME_CHUNK, prime, start_state
+
+    model = _cell_model(cell, 2)
+    ids = torch.randint(0, 7, (1, 2 * PRIME_CHUNK + 5))
+    with torch.inference_mode():
+        whole, h = model(ids, start_state(model))  # one call
+        pieces = prime(model, ids)
+    torch.testing.assert_close(pieces.logits, whole[:, -1], rtol=0, atol=1e-5)
+    for a, b in zip(*(x if isinstance(x, tuple) else (x,) for x in (pieces.h, h)), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_a_seed_that_is_not_utf8_says_so_and_where(trained, charrnn_home):
+    r = subprocess.run(
+        [sys.executable, "-m", "charrnn_cli", "sample", "--run", "m", "--seed", "-", "--len", "5"],
+        input=b"the \xff\xfe", capture_output=True, timeout=60,
+    )  # fmt: skip
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "not UTF-8" in err and "byte 4" in err, err
+    assert "udc" not in err and len(err.strip().splitlines()) == 1

@@ -8,6 +8,7 @@ on stderr counting what it dropped and why.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Annotated, Literal
@@ -93,10 +94,7 @@ def sample(
     if beam_width is not None and (stream or length == 0):
         raise UsageError("--beam-width needs a finite --len")
     _check_lines_options(lines, novel, unique, min_line_len, max_line_len, num, beam_width)
-    if seed == "-":
-        seed = sys.stdin.read()
-        if not seed:
-            raise UsageError("--seed - read nothing from stdin")
+    seed = _read_seed(seed)
     from charrnn_cli.checkpoint import load_run
     from charrnn_cli.draw import Strategy
 
@@ -138,6 +136,32 @@ def sample(
                 _write_one(model, vocab, text, length, strategy, beam_width, rs, ck.get("unigram"))
         if sys.stdout.isatty():
             _write("\n")
+
+
+def _read_seed(seed: str | None) -> str:
+    """The seed's text (stdin's for `-`, of any length); bytes that are not UTF-8, from stdin or
+    in the argument itself, are a usage error saying where, never unknown characters."""
+    if seed == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        data = (
+            stream.read()
+            if stream is not None
+            else sys.stdin.read().encode("utf-8", "surrogateescape")
+        )
+        where = "--seed - (stdin)"
+        if not data:
+            raise UsageError("--seed - read nothing from stdin")
+    elif seed and any("\udc80" <= c <= "\udcff" for c in seed):  # undecodable argv bytes
+        data, where = os.fsencode(seed), "--seed"
+    else:
+        return seed or ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"the seed from {where} is not UTF-8 text (byte {exc.start}: "
+            f"{data[exc.start : exc.start + 1]!r}); convert it to UTF-8 first"
+        ) from None
 
 
 def _known_seed(text: str, vocab: str, unknown: str) -> str:
