@@ -1,12 +1,13 @@
 """Signals over a text that a unit may track, one value per character (torch-free).
 
-A signal's value at character i is what a reader knows right after reading it, aligned with the
-state the model has after reading that character:
+A signal's value at character i is aligned with the state the model has after reading that
+character:
 
 - `line-position`: characters since the last newline (0 right after a newline).
-- `quote`: 1 inside a quoted span ('...', "...", or triple-quoted), the opening quote included,
-  the closing one not; a backslash escapes the next character, a newline ends a one-line span,
-  and an apostrophe inside a word ("don't") opens nothing.
+- `quote`: 1 on a quoted span that opens and closes on one line ('...' or "...", a backslash
+  escaping the next character), its quote marks included. An apostrophe inside a word ("don't")
+  opens nothing, and a triple-quoted block (a docstring) is prose, not a quote: it counts 0,
+  and the quotes inside it open nothing.
 - `brackets`: nesting depth of (), [] and {} (never below 0).
 - `indent`: leading spaces and tabs of the current line read so far.
 - any other name is a regular expression: 1 on the characters of each match, 0 elsewhere.
@@ -45,35 +46,37 @@ def _opens_quote(text: str, i: int) -> bool:
     return text[start:i].lower() in STRING_PREFIXES
 
 
+def _closing(text: str, i: int, delim: str) -> int:
+    """Where the span opened at `i` ends: the index of its closing `delim` on the same line
+    (a backslash escapes the next character), or -1 when the line ends first."""
+    j = i + 1
+    while j < len(text) and text[j] != "\n":
+        if text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == delim:
+            return j
+        j += 1
+    return -1
+
+
 def quote(text: str) -> list[float]:
-    out: list[float] = []
-    delim, escaped, i, n = "", False, 0, len(text)
+    out = [0.0] * len(text)
+    i, n = 0, len(text)
     while i < n:
         ch = text[i]
-        if not delim:
-            if ch in "'\"" and _opens_quote(text, i):
-                delim = ch * 3 if text.startswith(ch * 3, i) else ch
-                out.extend([1.0] * len(delim))
-                i += len(delim)
-                continue
-            out.append(0.0)
-        elif escaped:
-            escaped = False
-            out.append(1.0)
-        elif ch == "\\":
-            escaped = True
-            out.append(1.0)
-        elif text.startswith(delim, i):
-            out.extend([0.0] * len(delim))
-            i += len(delim)
-            delim = ""
-            continue
-        elif ch == "\n" and len(delim) == 1:
-            delim = ""  # an unterminated one-line string ends with its line
-            out.append(0.0)
+        if ch not in "'\"" or not _opens_quote(text, i):
+            i += 1
+        elif text.startswith(ch * 3, i):  # a triple-quoted block: prose, not a quote
+            end = text.find(ch * 3, i + 3)
+            i = n if end < 0 else end + 3
         else:
-            out.append(1.0)
-        i += 1
+            end = _closing(text, i, ch)
+            if end < 0:
+                i += 1  # a stray quote: nothing to mark
+            else:
+                out[i : end + 1] = [1.0] * (end + 1 - i)
+                i = end + 1
     return out
 
 

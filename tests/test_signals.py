@@ -26,21 +26,21 @@ def test_indent_counts_leading_whitespace_read_so_far():
     assert signals.indent("a\n  b c\n\tx") == [0, 0, 1, 2, 2, 2, 2, 0, 1, 1]
 
 
-def test_quote_covers_the_opening_quote_and_the_inside_not_the_closing_one():
-    text = "x = \"ab\" + 'c'"
-    assert _on(text, signals.quote(text)) == "____\"ab____'c_"
+def test_quote_covers_a_one_line_span_with_its_quote_marks():
+    text = 'x = "ab" + \'c\' + ""'
+    assert _on(text, signals.quote(text)) == '____"ab"___\'c\'___""'
 
 
-def test_quote_escapes_triple_quotes_and_unterminated_lines():
-    text = 's = "a\\"b" ; d = """x\ny"""\nt = "open\nu = 1'
-    # the newline inside the triple-quoted string is on; the others are off
-    want = '____"a\\"b_' + "_" * 7 + '"""x\ny' + "___" + "_" + "____" + '"open' + "_" + "_" * 5
+def test_quote_honours_escapes_and_leaves_out_blocks_and_strays():
+    text = 's = "a\\"b" ; d = """x\n\'y\'\n""" + "open\nu = \'v\''
+    # the docstring block (12 characters, quotes inside it too) and the stray "open are off
+    want = '____"a\\"b"' + "_" * 7 + "_" * 12 + "_" * 3 + "_" * 6 + "_" * 4 + "'v'"
     assert _on(text, signals.quote(text)) == want
 
 
 def test_an_apostrophe_inside_a_word_opens_nothing_but_a_string_prefix_does():
     text = "I don't know. f'x{y}' rb'z'"
-    assert _on(text, signals.quote(text)) == "_______________'x{y}____'z_"
+    assert _on(text, signals.quote(text)) == "_______________'x{y}'___'z'"
 
 
 def test_a_regular_expression_marks_its_matches():
