@@ -25,7 +25,8 @@ def _panel(x0: int, layer: int, points: list[GatePoints]) -> list[str]:
     y0, side = PAD, PANEL
     out = [
         f'<rect x="{x0}" y="{y0}" width="{side}" height="{side}" fill="#fff" stroke="#999"/>',
-        f'<line x1="{x0}" y1="{y0 + side}" x2="{x0 + side}" y2="{y0}" stroke="#ddd"/>',
+        # no unit can lie beyond low + high = 1
+        f'<line x1="{x0}" y1="{y0}" x2="{x0 + side}" y2="{y0 + side}" stroke="#ddd"/>',
         f'<text x="{x0 + side / 2}" y="{y0 - 8}" text-anchor="middle">layer {layer}</text>',
         f'<text x="{x0 + side / 2}" y="{y0 + side + 28}" text-anchor="middle">'
         "fraction left-saturated (&lt; 0.1)</text>",
