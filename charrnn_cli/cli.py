@@ -26,12 +26,13 @@ from charrnn_cli.commands import info as info_cmd
 from charrnn_cli.commands import runs as runs_cmd
 from charrnn_cli.commands import sample as sample_cmd
 from charrnn_cli.commands import train as train_cmd
+from charrnn_cli.commands import viz as viz_cmd
 from charrnn_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CharrnnError
 
 app = typer.Typer(
     name="charrnn",
     help="Fetch a text corpus, train a character-level RNN, LSTM or GRU on it, "
-    "evaluate it and sample new text.",
+    "evaluate it, sample new text and see what it learned.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -67,6 +68,7 @@ app.command("eval")(eval_cmd.evaluate)
 app.command("sample")(sample_cmd.sample)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("info")(info_cmd.info)
+app.add_typer(viz_cmd.app, name="viz")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
