@@ -44,13 +44,14 @@ class Window:
 
 def fresh_state(model: CharRNN, rows: int) -> list[LayerState]:
     """The state each of `rows` streams starts from, per layer: what `model(x, None)` starts
-    from, which is what `charrnn eval` and training start a text from. Zeros today; a learned
-    start state kept in the checkpoint belongs here, so viz follows it without other changes."""
-    p = next(model.parameters())
-    zeros = [p.new_zeros(1, rows, model.cfg.hidden_size) for _ in range(model.cfg.layers)]
-    if model.cfg.cell == "lstm":
-        return [(z, torch.zeros_like(z)) for z in zeros]
-    return list(zeros)
+    from, which is what `charrnn eval`, sampling and training's restarts start a text from:
+    the model's learned start state, or zeros for a zero-start run."""
+    from charrnn_cli.streams import start_state
+
+    h = start_state(model, rows)  # (L, R, H), or an (h, c) pair of them
+    if isinstance(h, tuple):
+        return [(h[0][i : i + 1], h[1][i : i + 1]) for i in range(model.cfg.layers)]
+    return [h[i : i + 1] for i in range(model.cfg.layers)]
 
 
 def split_layers(model: CharRNN) -> list[nn.RNNBase]:

@@ -192,13 +192,12 @@ def decode(ids: np.ndarray, vocab: str) -> str:
 
 def held_out_text(name: str, data: dict, vocab: str, max_chars: int) -> str:
     """The first `max_chars` characters of the run's held-out tail."""
-    from charrnn_cli import store
+    from charrnn_cli import corpora, store
     from charrnn_cli.checkpoint import configs
-    from charrnn_cli.session import stored_corpus
-    from charrnn_cli.train import split
+    from charrnn_cli.data import split
 
     _, tcfg = configs(data)
-    cf = stored_corpus(store.read_config(name).get("corpus", {}))
+    cf = corpora.stored(store.read_config(name).get("corpus", {}))
     enc = encode.load(cf.path, cf.sha256)
     if enc.vocab != vocab:
         raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary")
