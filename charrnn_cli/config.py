@@ -47,9 +47,7 @@ class TrainConfig:
     seq_len: int = 32  # characters per window of truncated backpropagation through time
     batch_size: int = 32  # parallel contiguous streams through the training text
     lr: float = 1e-2  # peak learning rate (the tutorial's Adam 1e-2)
-    lr_schedule: Schedule = (
-        "cosine"  # constant | cosine: cosine decays to min_lr_fraction by the end
-    )
+    lr_schedule: Schedule = "cosine"  # or constant; cosine decays to min_lr_fraction by the end
     warmup_steps: int = 100  # linear warm-up from 0 to lr over these steps
     min_lr_fraction: float = 0.1  # the cosine's floor, as a fraction of lr
     optimizer: Optimizer = "adam"  # adam | adamw
