@@ -138,7 +138,7 @@ def listed(cli, tiny_corpus):
     return set(tiny_corpus.read_text(encoding="utf-8").split("\n"))
 
 
-def test_lines_command(cli, listed):
+def test_lines_command_and_giving_up(cli, listed):
     args = ["sample", "--run", "m", "--lines", "20", "--novel", "--unique"]
     args += ["--random-seed", "0", "--parallel", "6"]
     a, b = cli(*args), cli(*args)
@@ -148,9 +148,7 @@ def test_lines_command(cli, listed):
     assert all(line and line not in listed for line in got[:-1])
     assert len(set(got)) == len(got)
     assert a.err.strip().startswith("20 lines from") and len(a.err.strip().splitlines()) == 1
-
-
-def test_lines_command_gives_up_with_exit_1(cli, listed):
+    # too many drops: what was found, the counts and the reason, exit 1
     r = cli("sample", "--run", "m", "--lines", "3", "--max-line-len", "5", "--random-seed", "0")
     assert r.code == 1 and "gave up after 60 tries" in r.err and "over the cap of 5" in r.err
     assert all(len(line) <= 5 for line in r.out.splitlines())
@@ -169,6 +167,6 @@ BAD = [
 
 
 @pytest.mark.parametrize("args", BAD)
-def test_bad_lines_options(cli, listed, args):
-    r = cli("sample", "--run", "m", *args.split())
+def test_bad_lines_options(cli, args):  # refused before any run is read
+    r = cli("sample", *args.split())
     assert r.code == 2 and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
