@@ -3,8 +3,9 @@
 Every option defaults to None so that the command can tell which ones were given: those
 override the preset, and on `--resume` they are checked against the stored config. Progress
 goes to stderr (a rich bar on a terminal, a plain line every few seconds otherwise); the run's
-folder is printed on stdout at the end. SIGINT and SIGTERM ask the loop to finish its step and
-save; a second SIGINT exits at once (the checkpoint files are always whole).
+folder is printed on stdout at the end. SIGINT, SIGTERM, SIGHUP and every other signal that would
+end the process ask the loop to finish its step and save (exit 128 + the signal's number); a
+second SIGINT exits at once (the checkpoint files are always whole).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from charrnn_cli import console, store
-from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+from charrnn_cli.errors import Interrupted, signal_exit_code, signal_name, stop_signals
 
 PANEL_DATA = "Data"
 PANEL_MODEL = "Model"
@@ -160,8 +161,8 @@ def train(
             last = _render(records, quiet or not comm.is_main)
     finally:
         comm.close()
-    if last is not None and last.reason in ("SIGINT", "SIGTERM"):
-        code = EXIT_INTERRUPTED if last.reason == "SIGINT" else EXIT_TERMINATED
+    code = stopper.exit_code(last.reason if last is not None else None)
+    if last is not None and code is not None:
         raise Interrupted(
             f"{last.reason}: stopped at step {last.step} and saved; continue with "
             f"`charrnn train --run {job.name} --resume`",
@@ -177,32 +178,57 @@ def _nothing() -> Iterator[None]:
 
 
 class _Stopper:
-    """SIGINT/SIGTERM handlers: the first asks the loop to stop after its step, a second
-    SIGINT interrupts at once."""
+    """Signal handlers for training: every signal that would end the process and can be caught
+    (`errors.stop_signals()`: SIGINT, SIGTERM, SIGHUP when the terminal or SSH session goes away,
+    SIGQUIT, SIGUSR1/2, SIGALRM, SIGXCPU, ...) asks the loop to finish its step and save; the
+    command then exits 128 + the signal's number. A second SIGINT or SIGQUIT quits at once (the
+    checkpoint files are always whole). A signal ignored when training starts (`nohup`) stays
+    ignored, SIGINT and SIGTERM aside."""
 
     def __init__(self) -> None:
         self.signal: str | None = None
+        self.signum: int | None = None
         self._old: dict[int, Any] = {}
 
     def reason(self) -> str | None:
         return self.signal
 
+    def exit_code(self, reason: str | None) -> int | None:
+        """128 + the signal's number when training ended because of the signal received."""
+        if self.signum is None or reason != self.signal:
+            return None
+        return signal_exit_code(self.signum)
+
+    def _lost(self, signum: int) -> None:
+        """stderr went away (a hung-up terminal, a reader that left): stop and save as for the
+        signal that says so, which may not come (or came too late to spare a write)."""
+        if self.signal is None:
+            self.signal, self.signum = signal_name(signum), signum
+
     def _handle(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.signal is not None and signum == signal.SIGINT:
+        if self.signal is not None and signum in (signal.SIGINT, getattr(signal, "SIGQUIT", 0)):
             raise KeyboardInterrupt
-        self.signal = name
-        console.log(f"[yellow]{name}[/]: finishing this step and saving (Ctrl-C again to quit now)")
+        if signum == getattr(signal, "SIGHUP", None):
+            console.detach_terminal()  # the terminal is gone: writing to it would fail
+        if self.signal is None:
+            self.signal, self.signum = signal_name(signum), signum
+        with contextlib.suppress(OSError):  # stderr may be closed: saving matters more
+            console.log(
+                f"[yellow]{signal_name(signum)}[/]: finishing this step and saving "
+                "(Ctrl-C again to quit now)"
+            )
 
     def __enter__(self) -> _Stopper:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in stop_signals():
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (tests): run without handlers
+            except (ValueError, OSError):  # not the main thread (tests), or not catchable here
                 pass
+        console.on_stderr_lost(self._lost)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        console.on_stderr_lost(None)
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
