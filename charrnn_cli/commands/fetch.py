@@ -1,7 +1,8 @@
 """`charrnn fetch`: download, build or import a corpus into the cache, or list the cache.
 
 A thin adapter over `charrnn_cli.corpora`: parse, call one domain function, render. stdout gets
-data only (the cached path, or the `--list` table / tab-separated lines); stderr gets progress
+data only (the cached path, the `--list` table / tab-separated lines, or the paths `--gc` freed,
+one a line); stderr gets progress
 (a rich bar when interactive, a line or two otherwise) and a one-line summary, unless `--quiet`.
 """
 
@@ -56,6 +57,14 @@ def fetch(
     ] = None,
     list_: Annotated[
         bool, typer.Option("--list", help="List the known and cached corpora and exit.")
+    ] = False,
+    gc: Annotated[
+        bool,
+        typer.Option(
+            "--gc",
+            help="Free the stored texts that no name and no run refers to (a text stays while "
+            "a run trained on it exists, even after its name was reused).",
+        ),
     ] = False,
     print_path: Annotated[
         bool,
@@ -114,14 +123,15 @@ def fetch(
 
     Examples: `charrnn fetch`, `charrnn fetch pysrc`, `charrnn fetch URL --sha256 HEX`,
     `charrnn fetch --from notes.txt`, `cat x.txt | charrnn fetch --from - --name x`,
-    `charrnn fetch --list`. Set CHARRNN_OFFLINE=1 to forbid any download.
+    `charrnn fetch --list`, `charrnn fetch --gc`. Set CHARRNN_OFFLINE=1 to forbid any download.
     """
     from charrnn_cli import corpora
 
-    if list_:
-        if source is not None or from_path is not None:
-            raise UsageError("--list takes no NAME, URL or --from")
-        _render_list(corpora.list_corpora())
+    if list_ or gc:
+        if source is not None or from_path is not None or (list_ and gc):
+            flag = "--gc" if gc else "--list"
+            raise UsageError(f"{flag} takes no NAME, URL, --from or other action")
+        _collect(quiet) if gc else _render_list(corpora.list_corpora(), quiet)
         return
     if from_path is not None:
         if source is not None:
@@ -238,16 +248,37 @@ def _progress(quiet: bool, label: str) -> Iterator[_Counter]:
         counter.stop()
 
 
-def _render_list(rows: list[dict]) -> None:
-    """A table on stdout when it is a terminal; tab-separated lines when piped."""
+def _collect(quiet: bool) -> None:
+    """`--gc`: the freed texts' paths on stdout, what was kept on stderr."""
+    from charrnn_cli.corpora.collecting import collect
+
+    done = collect()
+    for path in done.freed:
+        console.out(str(path))
+    if not quiet:
+        console.log(
+            f"freed {len(done.freed)} texts ({done.freed_bytes:,} bytes); kept {done.named} "
+            f"named, {done.for_runs} only for runs trained on them"
+            + (f", {done.recent} written in the last minutes" if done.recent else "")
+        )
+
+
+def _render_list(rows: list[dict], quiet: bool = False) -> None:
+    """A table on stdout when it is a terminal; tab-separated lines when piped. A name whose
+    metadata is damaged is listed as such, with a warning naming the file."""
 
     def cell(value: object) -> str:
         return "-" if value is None or value == "" else str(value)
+
+    for r in rows:
+        if r.get("problem") and not quiet:
+            console.warn(r["problem"])
 
     if not sys.stdout.isatty():
         for r in rows:
             fields = (r["name"], r["status"], r["size"], r["sha256"], r["source"])
             console.out("\t".join(cell(v) for v in fields))
+        _unnamed(quiet)
         return
     from rich.console import Console
     from rich.table import Table
@@ -258,6 +289,20 @@ def _render_list(rows: list[dict]) -> None:
     table.add_column("source", overflow="fold")
     for r in rows:
         size = f"{r['size']:,}" if isinstance(r["size"], int) else "-"
-        sha = (r["sha256"] or "-")[:12]
+        sha = cell(r["sha256"])[:12]
         table.add_row(r["name"], r["status"], size, sha, cell(r["source"]))
     Console(highlight=False).print(table)
+    _unnamed(quiet)
+
+
+def _unnamed(quiet: bool) -> None:
+    """After the names: the stored texts no name points at, which `--gc` may free."""
+    from charrnn_cli.corpora.collecting import collect
+
+    spare = collect(dry_run=True, grace_s=0)
+    if quiet or not (spare.for_runs or spare.freed):
+        return
+    console.log(
+        f"also stored: {spare.for_runs} texts no name points at, kept for the runs trained on "
+        f"them; {len(spare.freed)} nothing refers to (`charrnn fetch --gc` frees them)"
+    )

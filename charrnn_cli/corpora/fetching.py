@@ -113,9 +113,14 @@ def _fetch_url(
     with cache.lock(name, opts.lock_wait):
         if not force and (hit := cache.valid_cached(name, expected, url)) is not None:
             return hit  # another process fetched it while we waited
-        final = cache.text_path(name)
         sha, got = download.download(
-            url, final, expected_sha256=expected, expected_size=size, progress=progress, opts=opts
+            url,
+            cache.blob_writer(name),
+            expected_sha256=expected,
+            expected_size=size,
+            progress=progress,
+            opts=opts,
+            rename=cache.blob_path,
         )
         cache.write_meta(name, url, sha, got, pinned=expected is not None)
-    return CorpusFile(name, final, sha, got, url)
+    return CorpusFile(name, cache.blob_path(sha), sha, got, url)
