@@ -70,6 +70,12 @@ def _fetch_cached_name(
     opts: download.DownloadOptions,
 ) -> CorpusFile:
     meta = cache.read_meta(name)
+    problem = cache.meta_problem(name)
+    if problem is not None:  # edited or damaged by hand: say which file, not "unknown"
+        raise CorruptFileError(
+            f"cached corpus {name!r} cannot be used: {problem}; import it again with "
+            f"`charrnn fetch --from FILE --name {name}`, or fetch it again by its URL"
+        )
     if meta is None:
         known = ", ".join(REGISTRY)
         raise UsageError(

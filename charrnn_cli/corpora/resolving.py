@@ -29,7 +29,7 @@ def resolve(spec: str, *, progress: Progress | None = None) -> CorpusFile:
         return import_stdin()
     if registry.is_url(spec):
         return fetch(spec, progress=progress)
-    if registry.looks_like_name(spec) and (spec in REGISTRY or cache.read_meta(spec) is not None):
+    if registry.looks_like_name(spec) and (spec in REGISTRY or cache.meta_path(spec).exists()):
         return fetch(spec, progress=progress)
     path = Path(spec).expanduser()
     if path.is_file():
