@@ -116,7 +116,7 @@ def _resource_message(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and paths.is_storage_error(exc):
         reason = paths.STORAGE_ERRNOS[exc.errno or 0]
         where = f": {exc.filename}" if exc.filename else ""
-        return f"{reason}{where}: {paths.storage_hint(exc)}"
+        return f"{reason}{where}: {paths.storage_hint(exc)}"  # CHARRNN_HOME only if it is there
     text = str(exc)
     if isinstance(exc, MemoryError) or (
         isinstance(exc, RuntimeError)

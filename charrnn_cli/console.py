@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -102,20 +103,69 @@ def warn(message: str) -> None:
     """A warning line on stderr."""
     from rich.markup import escape
 
-    err().print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+    err().print(f"[yellow]warning:[/] {escape(readable(message))}", soft_wrap=True)
 
 
 def error(message: str) -> None:
     """The one line a user's mistake gets on stderr."""
     from rich.markup import escape
 
-    err().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    err().print(f"[bold red]error:[/] {escape(readable(message))}", soft_wrap=True)
+
+
+_ESCAPED_BYTE = re.compile(r"\\udc([89a-fA-F][0-9a-fA-F])")
+
+
+def readable(message: str) -> str:
+    """`message` with the bytes that were not UTF-8 (in a path, a name or an argument: Python
+    carries them as surrogate escapes, and repr() shows them as '\\udcff') written as the bytes
+    they were, '\\xff', so a message never shows a character that is not there nor fails to
+    print."""
+    message = _ESCAPED_BYTE.sub(r"\\x\1", message)
+    return "".join(
+        f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+        else f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF
+        else c
+        for c in message
+    )  # fmt: skip
 
 
 def out(text: str, end: str = "\n") -> None:
-    """Data on stdout, flushed, so pipelines see it at once."""
-    sys.stdout.write(text + end)
-    sys.stdout.flush()
+    """Data on stdout, flushed, so pipelines see it at once. A stdout that refuses it (a full
+    disk, /dev/full) is a CharrnnError saying so; a reader that left is a BrokenPipeError,
+    which ends the command quietly."""
+    with stdout_errors():
+        sys.stdout.write(text + end)
+        sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def stdout_errors() -> Iterator[None]:
+    """Inside the block only stdout is written: an OSError there is stdout's, and becomes one
+    line that names stdout (not CHARRNN_HOME, where no file was being written)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise stdout_error(exc) from None
+
+
+def stdout_error(exc: OSError) -> Exception:
+    """The one line for a stdout that refuses data; stdout is then pointed at /dev/null, so
+    the final flush at exit cannot fail again (and turn the exit code into 120)."""
+    from charrnn_cli.errors import CharrnnError
+    from charrnn_cli.paths import STORAGE_ERRNOS
+
+    where = ""
+    with contextlib.suppress(OSError, ValueError):
+        where = f" ({os.readlink(f'/proc/self/fd/{sys.stdout.fileno()}')})"
+    silence_stdout()
+    reason = STORAGE_ERRNOS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+    return CharrnnError(
+        f"cannot write to stdout{where}: {reason}; free some space where stdout goes, or "
+        "send it elsewhere"
+    )
 
 
 def out_json(value: Any) -> None:
@@ -146,8 +196,10 @@ def detach_terminal() -> None:
 
 @contextlib.contextmanager
 def pipe_guard() -> Iterator[None]:
-    """End quietly when stdout's reader closes early (`charrnn sample | head`)."""
+    """End quietly when stdout's reader closes early (`charrnn sample | head`); a stdout that
+    refuses the data otherwise (a full disk) is one line naming stdout."""
     try:
-        yield
+        with stdout_errors():
+            yield
     except BrokenPipeError:
         silence_stdout()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import __version__, paths
-from charrnn_cli.errors import CorruptFileError, NetworkError
+from charrnn_cli.errors import CorruptFileError, NetworkError, UsageError
 from charrnn_cli.text import TextSink
 
 if TYPE_CHECKING:
@@ -189,8 +189,9 @@ def _stream(
                 stream=True,
                 timeout=(opts.connect_timeout, opts.read_timeout),
             )
-        except requests.exceptions.InvalidURL as exc:
-            raise network_error(url, f"invalid URL ({exc})") from None
+        except (requests.exceptions.InvalidURL, ValueError) as exc:  # urllib3's parse errors
+            # a URL no server could be asked for is the user's typo, not the network's fault
+            raise UsageError(f"malformed URL {url!r}: {str(exc)[:160]}") from None
         except requests.exceptions.RequestException as exc:
             raise network_error(url, describe(exc)) from None
         with resp:
