@@ -12,7 +12,9 @@ error one line and exit 2, a closed stdout a quiet exit, and any other exception
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -74,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from typer.exceptions import Abort, TyperException
 
     args = list(sys.argv[1:] if argv is None else argv)
+    _answer_ctrl_c()
     try:
         rv = app(args=args, prog_name="charrnn", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -106,6 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
         )
         return EXIT_FAILURE
+
+
+def _answer_ctrl_c() -> None:
+    """A shell starts a background job with SIGINT ignored; charrnn answers `kill -INT` the
+    way it answers Ctrl-C from its first moment (exit 130; while training, save first), not
+    only once training has begun (a signal before would be lost, and training run on)."""
+    with contextlib.suppress(ValueError, OSError):  # not the main thread
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _resource_message(exc: BaseException) -> str | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from charrnn_cli import checkpoint, errors
-from charrnn_cli.commands.train import _Stopper
+from charrnn_cli.stopping import Stopper
 from tests.helpers import TINY, spawn
 
 
@@ -28,7 +28,7 @@ def test_every_signal_that_would_end_the_process_asks_to_stop_and_names_its_code
 
 
 def _stop_and_restore(signum: int) -> None:
-    with _Stopper() as stopper:
+    with Stopper() as stopper:
         assert stopper.reason() is None
         os.kill(os.getpid(), signum)
         time.sleep(0.01)  # the handler runs between bytecodes
@@ -39,7 +39,7 @@ def _stop_and_restore(signum: int) -> None:
 
 
 def test_a_second_ctrl_c_or_quit_interrupts_at_once_other_signals_do_not():
-    with _Stopper() as stopper:
+    with Stopper() as stopper:
         os.kill(os.getpid(), signal.SIGUSR1)
         time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGTERM)  # a second, other signal: still saving
@@ -56,7 +56,7 @@ def test_a_signal_ignored_when_training_starts_stays_ignored():
     try:
         assert signal.SIGHUP not in errors.stop_signals()
         assert signal.SIGINT in errors.stop_signals()  # ignored in background jobs: still ours
-        with _Stopper():
+        with Stopper():
             assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, old)
@@ -157,3 +157,36 @@ def test_a_reader_of_the_progress_that_leaves_stops_training_as_sigpipe_would(
     proc.wait(timeout=60)
     assert proc.returncode == 128 + signal.SIGPIPE
     assert checkpoint.load(charrnn_home / "runs" / "p" / "last.pt")["step"] >= 1
+
+
+def _wait_until_caught(pid: int, signum: int, timeout: float = 30.0) -> None:
+    """Until process `pid` catches `signum` (Linux: the SigCgt mask of /proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not status.exists():
+            time.sleep(2.0)  # no /proc: charrnn's own imports take well under this
+            return
+        masks = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        if int(masks["SigCgt"], 16) >> (signum - 1) & 1:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never caught signal {signum}")
+
+
+def test_ctrl_c_inherited_as_ignored_is_still_answered_from_the_first_moment(
+    tiny_corpus, charrnn_home
+):
+    """`charrnn train ... &` in a script starts with SIGINT ignored: a `kill -INT` sent while
+    it is still starting (importing torch, reading the corpus) must not be lost, leaving
+    training to run on."""
+    proc = spawn(
+        "train", "--corpus", str(tiny_corpus), "--run", "i", *TINY, "--epochs", "100000",
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    _wait_until_caught(proc.pid, signal.SIGINT)  # the moment charrnn starts, well before torch
+    assert not (charrnn_home / "runs" / "i").exists()  # still starting: no run folder yet
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
