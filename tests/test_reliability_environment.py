@@ -152,3 +152,19 @@ def test_a_user_s_unreadable_file_is_not_blamed_on_charrnn_home(tmp_path, run): 
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "permission denied" in one_line(err), err
     assert str(secret) in err and "CHARRNN_HOME" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://a..b/x.txt", "empty part"),
+        ("https://.x/x.txt", "empty part"),
+        ("http://" + "a" * 64 + ".org/x.txt", "longer than 63"),
+        ("http://" + "a." * 130 + "org/x.txt", "longer than 63"),
+        ("http://%zz/x.txt", "not a valid host"),
+    ],
+    ids=["empty-label", "leading-dot", "long-label", "long-name", "unparsable"],
+)
+def test_a_url_no_server_could_be_asked_for_is_a_usage_error(cli, url, words):
+    r = cli("fetch", url, "--retries", "0")
+    assert r.code == 2 and "malformed URL" in one_line(r.err) and words in r.err, r.err
