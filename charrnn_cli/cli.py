@@ -12,7 +12,9 @@ error one line and exit 2, a closed stdout a quiet exit, and any other exception
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -76,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from typer.exceptions import Abort, TyperException
 
     args = list(sys.argv[1:] if argv is None else argv)
+    _answer_ctrl_c()
     try:
         rv = app(args=args, prog_name="charrnn", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -110,6 +113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def _answer_ctrl_c() -> None:
+    """A shell starts a background job with SIGINT ignored; charrnn answers `kill -INT` the
+    way it answers Ctrl-C from its first moment (exit 130; while training, save first), not
+    only once training has begun (a signal before would be lost, and training run on)."""
+    with contextlib.suppress(ValueError, OSError):  # not the main thread
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _resource_message(exc: BaseException) -> str | None:
     """One line for a failure of the machine rather than of charrnn: a disk that is full or
     read-only, a folder without permission, memory that ran out. None for anything else."""
@@ -118,7 +130,7 @@ def _resource_message(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and paths.is_storage_error(exc):
         reason = paths.STORAGE_ERRNOS[exc.errno or 0]
         where = f": {exc.filename}" if exc.filename else ""
-        return f"{reason}{where}: {paths.storage_hint(exc)}"
+        return f"{reason}{where}: {paths.storage_hint(exc)}"  # CHARRNN_HOME only if it is there
     text = str(exc)
     if isinstance(exc, MemoryError) or (
         isinstance(exc, RuntimeError)

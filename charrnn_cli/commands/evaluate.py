@@ -86,9 +86,16 @@ def evaluate(
 
 
 def _run_corpus(name: str):
+    """The text the run was trained on, by its sha256 (even when its name now holds other
+    text); a damaged record is one line naming config.json."""
     from charrnn_cli import corpora
+    from charrnn_cli.errors import CorruptFileError
 
-    return corpora.stored(store.read_config(name).get("corpus", {}))
+    config = store.read_config(name)
+    try:
+        return corpora.stored(config.get("corpus"))
+    except CorruptFileError as exc:
+        raise CorruptFileError(f"{store.run_dir(name) / store.CONFIG}: {exc}") from None
 
 
 def _blocks(spec: str) -> Iterator[str]:
@@ -102,8 +109,8 @@ def _blocks(spec: str) -> Iterator[str]:
         stdin: IO[bytes] = sys.stdin.buffer
         yield from read_blocks(stdin, "stdin", BLOCK_CHARS)
         return
-    path = Path(spec)
-    if not path.is_file():
+    path = Path(spec).expanduser()
+    if not path.exists() or path.is_dir():  # a name; a pipe or a device streams like a file
         from charrnn_cli import corpora
 
         path = corpora.resolve(spec).path

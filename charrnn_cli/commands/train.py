@@ -3,14 +3,14 @@
 Every option defaults to None so that the command can tell which ones were given: those
 override the preset, and on `--resume` they are checked against the stored config. Progress
 goes to stderr (a rich bar on a terminal, a plain line every few seconds otherwise); the run's
-folder is printed on stdout at the end. SIGINT and SIGTERM ask the loop to finish its step and
-save; a second SIGINT exits at once (the checkpoint files are always whole).
+folder is printed on stdout at the end. SIGINT, SIGTERM, SIGHUP and every other signal that would
+end the process ask the loop to finish its step and save (exit 128 + the signal's number); a
+second SIGINT exits at once (the checkpoint files are always whole).
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,7 +19,8 @@ import typer
 
 from charrnn_cli import config, console, store
 from charrnn_cli.commands.options import PANEL_RUN, NewRunOption, TrainDeviceOption
-from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+from charrnn_cli.errors import Interrupted
+from charrnn_cli.stopping import Stopper
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -153,14 +154,14 @@ def train(
     comm = from_env(device or "auto")
     try:
         job = prepare(corpus, run, resume, preset, given, comm)
-        stopper = _Stopper()
+        stopper = Stopper()
         with store.lock(job.name) if comm.is_main else contextlib.nullcontext(), stopper:
             records = run_training(job, should_stop=stopper.reason, comm=comm)
             last = _render(records, quiet or not comm.is_main)
     finally:
         comm.close()
-    if last is not None and last.reason in ("SIGINT", "SIGTERM"):
-        code = EXIT_INTERRUPTED if last.reason == "SIGINT" else EXIT_TERMINATED
+    code = stopper.exit_code(last.reason if last is not None else None)
+    if last is not None and code is not None:
         raise Interrupted(
             f"{last.reason}: stopped at step {last.step} and saved; continue with "
             f"`charrnn train --run {job.name} --resume`",
@@ -168,37 +169,6 @@ def train(
         )
     if comm.is_main:
         console.out(str(store.run_dir(job.name)))
-
-
-class _Stopper:
-    """SIGINT/SIGTERM handlers: the first asks the loop to stop after its step, a second
-    SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-        self._old: dict[int, Any] = {}
-
-    def reason(self) -> str | None:
-        return self.signal
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = name
-        console.log(f"[yellow]{name}[/]: finishing this step and saving (Ctrl-C again to quit now)")
-
-    def __enter__(self) -> _Stopper:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (tests): run without handlers
-                pass
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def _render(records: Iterable[Record], quiet: bool) -> Record | None:
