@@ -211,11 +211,17 @@ def atomic_file(final: Path, mode: str = "wb") -> Iterator[Pending]:
                 os.fsync(fh.fileno())
             if pending.final.parent != final.parent:
                 raise ValueError(f"{pending.final} is not in the folder of {final}")
-            os.replace(tmp, pending.final)
-            fsync_dir(final.parent)
+            move_into_place(tmp, pending.final)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def move_into_place(src: Path, final: Path) -> None:
+    """Rename a whole file onto `final` in one step (same filesystem), and make the rename
+    durable: readers see the old file or the new one, never a part."""
+    os.replace(src, final)
+    fsync_dir(final.parent)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -170,7 +169,7 @@ def migrate(name: str | None = None) -> None:
             if find_blob(sha) is not None:
                 old.unlink()
             else:
-                os.replace(old, blob_path(sha))
+                paths.move_into_place(old, blob_path(sha))
 
 
 @contextlib.contextmanager
