@@ -148,7 +148,9 @@ def build_model(data: dict[str, Any], device: torch.device) -> tuple[CharRNN, st
         model = CharRNN(model_cfg)
         model.load_state_dict(data["model"])
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise CorruptFileError(f"checkpoint weights do not fit its config: {exc}") from None
+        why = " ".join(str(exc).split())  # torch's message spans lines: one line, shortened
+        why = why if len(why) <= 200 else why[:197] + "..."
+        raise CorruptFileError(f"checkpoint weights do not fit its config: {why}") from None
     model.to(device)
     model.rnn.flatten_parameters()  # contiguous weights for cuDNN after moving/loading
     return model, data["vocab"]
@@ -225,6 +227,9 @@ def load_run(
             raise CharrnnError(f"run {name!r} has no {which}.pt yet; try --checkpoint {other}")
         raise CharrnnError(f"run {name!r} has no checkpoint yet (was it stopped before saving?)")
     data = load(path)
-    model, vocab = build_model(data, device.pick(device_spec))
+    try:
+        model, vocab = build_model(data, device.pick(device_spec))
+    except CorruptFileError as exc:
+        raise CorruptFileError(f"{path}: {exc}") from None
     model.eval()
     return model, vocab, data, name

@@ -220,3 +220,9 @@ def test_a_damaged_encoded_cache_is_encoded_again_never_trained_on(tiny_corpus, 
     again = encode.load(tiny_corpus)
     assert again.vocab == first.vocab and np.array_equal(again.ids, first.ids)
     assert encode.load(tiny_corpus).ids.dtype == first.ids.dtype  # and the entry was repaired
+
+
+@pytest.mark.parametrize("target", ["", ".", "/"], ids=["empty", "here", "root"])
+def test_a_plot_path_that_is_a_folder_is_a_usage_error(cli, run, target):  # noqa: F811
+    r = cli("runs", "show", "m", "--plot", target)
+    assert r.code == 2 and "give it a file name" in one_line(r.err)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from charrnn_cli import console, store
-from charrnn_cli.errors import CharrnnError
+from charrnn_cli.errors import CharrnnError, UsageError
 
 app = typer.Typer(
     help="List, show and remove runs in the checkpoint store.",
@@ -96,6 +96,8 @@ def show(
     """A run's config and its training and held-out loss curves."""
     from charrnn_cli.plot import ascii_chart, write_png
 
+    if plot is not None and (plot.is_dir() or not plot.name):
+        raise UsageError(f"--plot {plot} is a folder: give it a file name such as loss.png")
     name = store.resolve(name)
     cfg = store.read_config(name)
     problems: list[str] = []
