@@ -28,6 +28,8 @@ from tests.test_reliability_checkpoints import one_line, run, template  # noqa: 
 SETTINGS = settings(
     max_examples=60,
     deadline=None,
+    derandomize=True,  # the same examples on every run: CI is never red by a new draw
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 DOCUMENTED = {0, 1, 2, 3, 4, 5}
