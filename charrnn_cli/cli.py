@@ -103,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if _debug:
             raise
+        if isinstance(exc, ValueError) and "null byte" in str(exc):
+            # only a program can pass a NUL (no shell can), and no file name may hold one
+            console.error("a path or name contains a NUL byte, which no file name may hold")
+            return EXIT_USAGE
         message = _resource_message(exc)
         if message is not None:  # a full disk, a read-only folder, no memory: not a bug
             console.error(message)
