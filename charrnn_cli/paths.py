@@ -114,6 +114,15 @@ def storage_errors(path: Path | str | None) -> Iterator[None]:
         raise write_error(path, exc) from None
 
 
+def user_path(text: str) -> Path:
+    """A path the user typed, `~` and `~user` expanded; one that names no home is a usage
+    error (Path.expanduser raises RuntimeError for it)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise UsageError(f"{text}: '~' names no home folder here") from None
+
+
 def home_override() -> Path | None:
     """The `CHARRNN_HOME` folder, when set and not empty (made absolute, so paths recorded in
     a run stay right from any folder); a UsageError when it names a file, or a path through
@@ -121,7 +130,7 @@ def home_override() -> Path | None:
     value = os.environ.get("CHARRNN_HOME", "").strip()
     if not value:
         return None
-    home = Path(os.path.abspath(Path(value).expanduser()))
+    home = Path(os.path.abspath(user_path(value)))
     for folder in (home, *home.parents):
         if folder.exists() or folder.is_symlink():
             if not folder.is_dir():

@@ -14,7 +14,7 @@ from typing import IO, Annotated
 
 import typer
 
-from charrnn_cli import console, store
+from charrnn_cli import console, paths, store
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError, UsageError
 
@@ -101,7 +101,6 @@ def _run_corpus(name: str):
 def _blocks(spec: str) -> Iterator[str]:
     """The text of `spec` in blocks of at most BLOCK_CHARS characters; bytes that are not UTF-8
     are a CorruptFileError (exit 4) naming the file and the byte offset."""
-    from pathlib import Path
 
     from charrnn_cli.text import read_blocks
 
@@ -109,7 +108,7 @@ def _blocks(spec: str) -> Iterator[str]:
         stdin: IO[bytes] = sys.stdin.buffer
         yield from read_blocks(stdin, "stdin", BLOCK_CHARS)
         return
-    path = Path(spec).expanduser()
+    path = paths.user_path(spec)
     if not path.exists() or path.is_dir():  # a name; a pipe or a device streams like a file
         from charrnn_cli import corpora
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from charrnn_cli import paths
 from charrnn_cli.corpora import cache
 from charrnn_cli.corpora.registry import CorpusFile, check_name
 from charrnn_cli.errors import UsageError
@@ -45,7 +46,7 @@ def import_file(src: str | Path, name: str) -> CorpusFile:
         final, sha, size = cache.store(chunks, "stdin", name)
         source = "stdin"
     else:
-        path = Path(src).expanduser()
+        path = paths.user_path(src)
         if path.is_dir():
             raise UsageError(f"{src} is a folder, not a text file")
         if not path.exists():

@@ -12,6 +12,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from charrnn_cli import paths
 from charrnn_cli.corpora import cache, registry
 from charrnn_cli.corpora.fetching import fetch
 from charrnn_cli.corpora.importing import check_local, import_stdin
@@ -31,7 +32,7 @@ def resolve(spec: str, *, progress: Progress | None = None) -> CorpusFile:
         return fetch(spec, progress=progress)
     if registry.looks_like_name(spec) and (spec in REGISTRY or cache.meta_path(spec).exists()):
         return fetch(spec, progress=progress)
-    path = Path(spec).expanduser()
+    path = paths.user_path(spec)
     if path.is_file():
         return check_local(path)
     if path.exists():
