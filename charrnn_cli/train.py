@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn_cli import batches, checkpoint, device, store
+from charrnn_cli import batches, checkpoint, device, store, train_state
 from charrnn_cli.data import Job, check_data
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, UsageError
@@ -94,7 +93,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(dev.type) if self.tcfg.precision == "fp16" else None
         self.state = TrainState()
         self.metrics: store.MetricsWriter | None = None
-        self.nan_steps = _injected_nan_steps(comm.rank)
+        self.nan_steps = train_state.injected_nan_steps(comm.rank)
         self.total, self.lr = 0, 0.0
         self.meter = Meter(self.tcfg.batch_size * self.tcfg.seq_len * comm.world)
         self.last_eval_step = -1
@@ -334,13 +333,3 @@ class Trainer:
     def _record(self, kind: Kind, **fields: Any) -> Record:
         s = self.state
         return Record(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)
-
-
-def _injected_nan_steps(rank: int) -> set[int]:
-    """Fault injection for the reliability tests: CHARRNN_FAULT_NAN_STEPS="5,6" (optionally
-    only on CHARRNN_FAULT_NAN_RANK) makes those steps' loss NaN."""
-    spec = os.environ.get("CHARRNN_FAULT_NAN_STEPS", "")
-    only = os.environ.get("CHARRNN_FAULT_NAN_RANK")
-    if not spec or (only is not None and int(only) != rank):
-        return set()
-    return {int(s) for s in spec.split(",") if s.strip()}
