@@ -72,14 +72,16 @@ def sample(
         seed = sys.stdin.read()
         if not seed:
             raise UsageError("--seed - read nothing from stdin")
-    from charrnn_cli.checkpoint import load_run
+    from charrnn_cli import vocab as vocabulary
+    from charrnn_cli.checkpoint import configs, load_run
     from charrnn_cli.encode import unknown_chars
     from charrnn_cli.sample import Strategy, beam_search
     from charrnn_cli.sample import sample as generate
 
     model, vocab, ck, _ = load_run(run, checkpoint, _sampling_device(run, device))
+    kind = configs(ck)[0].vocab
     text = seed or ""
-    missing = unknown_chars(text, vocab)
+    missing = unknown_chars(text, vocab) if kind == "chars" else []
     if missing and unknown == "error":
         shown = ", ".join(repr(c) for c in missing[:10])
         raise UsageError(
@@ -88,8 +90,9 @@ def sample(
         )
     if missing:
         text = "".join(c for c in text if c in vocab)
-    stoi = {c: i for i, c in enumerate(vocab)}
-    seed_ids = [stoi[c] for c in text]
+    seed_ids = vocabulary.seed_ids(text, kind, vocab)
+    # a byte run samples bytes: decoded as they come, invalid sequences shown as U+FFFD
+    decoder = vocabulary.Utf8Bytes() if kind == "bytes" else None
     strategy = Strategy(0.0 if greedy else temperature, top_k, top_p)
     limit = None if length == 0 else length
     with console.pipe_guard():
@@ -101,14 +104,17 @@ def sample(
             if beam_width is not None:
                 if not seed_ids:
                     raise UsageError("--beam-width needs a --seed to start from")
-                _write(beam_search(model, vocab, seed_ids, length, beam_width))
+                best = beam_search(model, vocab, seed_ids, length, beam_width)
+                _write("".join(vocabulary.readable([best], decoder)))
             else:
                 rs = None if random_seed is None else random_seed + k
                 chars = generate(model, vocab, seed_ids, limit, strategy, random_seed=rs,
                                  unigram=ck.get("unigram"))  # fmt: skip
-                _stream(chars)
+                _stream(vocabulary.readable(chars, decoder))
         if sys.stdout.isatty():
             _write("\n")
+    if decoder is not None and decoder.replaced:
+        console.warn(f"{decoder.replaced} invalid UTF-8 byte sequences were shown as U+FFFD")
 
 
 def _sampling_device(run: str | None, device: str) -> str:
