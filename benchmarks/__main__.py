@@ -15,6 +15,7 @@ from benchmarks import (
     quality,
     sample_quality,
     sampling,
+    scale,
     startup,
     throughput,
 )
@@ -28,6 +29,7 @@ SUITE = {
     "memory": memory.run,
     "ddp": ddp.run,
     "quality": quality.run,
+    "scale": scale.run,
 }
 
 

@@ -109,7 +109,7 @@ def train(
     ] = None,
     eval_chars: Annotated[
         int | None,
-        _opt("Held-out characters an evaluation scores; 0: all [500000].", PANEL_RUN, min=0),
+        _opt("Held-out characters an evaluation scores; 0: all [250000].", PANEL_RUN, min=0),
     ] = None,
     save_every: Annotated[
         float | None, _opt("Checkpoint every N minutes [5].", PANEL_RUN, min=0.0)
