@@ -171,3 +171,22 @@ def test_a_damaged_cache_entry_is_encoded_again(tmp_path, charrnn_home):
     del first  # (its map shares the file just cut)
     again = encode.load(path, sha)
     assert again.ids.tolist() == _plain_ids(path.read_text())[0]
+
+
+def _rss_file_kb() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    pytest.skip("no /proc/self/status RssFile here")
+
+
+def test_counting_a_mapped_tail_does_not_keep_it_resident(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"the cat sat on the mat.\n" * 1_000_000)  # 24 MB
+    ids = encode.load(path).ids
+    before = _rss_file_kb()
+    counts = encode.count_ids(ids[4_000_000:], len(encode.load(path).vocab))
+    assert counts.sum() == len(ids) - 4_000_000
+    assert _rss_file_kb() - before < 4096  # the 20 MB read were let go
+    int(np.asarray(ids[4_000_000:]).sum())  # the control: reading it keeps it resident
+    assert _rss_file_kb() - before > 16_000
