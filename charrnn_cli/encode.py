@@ -31,7 +31,7 @@ from charrnn_cli.errors import CharrnnError, WriteError
 from charrnn_cli.vocab import BYTES, Kind
 
 Progress = Callable[[int, "int | None"], None]  # (bytes done, bytes in all)
-CHUNK = 1 << 24  # bytes read at a time: bounds the temporaries, whatever the file's size
+CHUNK = 1 << 22  # bytes read at a time: ~5x this in temporaries, whatever the file's size
 LOCK_WAIT_S = 900.0  # how long a process waits for another encoding the same text
 
 

@@ -11,7 +11,9 @@ reads a file in pieces cut between characters.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ctypes
+import ctypes.util
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -75,7 +77,8 @@ def count_bytes(data: bytes) -> np.ndarray:
 
 def chunks(fh: IO[bytes], size: int) -> Iterator[tuple[int, bytes]]:
     """(offset, bytes) pieces of about `size` bytes, each ending at the end of a character
-    (a character cut by the end of the file is left whole for `scan` to refuse)."""
+    (a character cut by the end of the file is left whole for `scan` to refuse). After each
+    piece the memory its work freed is handed back to the system (see `_trim`)."""
     offset, carry = 0, b""
     while block := fh.read(size):
         data = carry + block
@@ -87,8 +90,28 @@ def chunks(fh: IO[bytes], size: int) -> Iterator[tuple[int, bytes]]:
         if data:
             yield offset, data
             offset += len(data)
+            del data, block
+            _trim()
     if carry:
         yield offset, carry
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc: its allocator behaves otherwise
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def _trim() -> None:
+    """glibc keeps freed heap memory for reuse, and the few-MB buffers of each piece, of
+    slightly different sizes, fragment it: encoding 1 GB in 4 MB pieces grew the process by
+    450 MB. `malloc_trim` returns the free pages at once (a no-op elsewhere)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _last_start(data: bytes) -> int:
