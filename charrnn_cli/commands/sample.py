@@ -110,7 +110,7 @@ def sample(
                 rs = None if random_seed is None else random_seed + k
                 chars = generate(model, vocab, seed_ids, limit, strategy, random_seed=rs,
                                  unigram=ck.get("unigram"))  # fmt: skip
-                _stream(vocabulary.readable(chars, decoder))
+                _stream(chars if decoder is None else vocabulary.readable(chars, decoder))
         if sys.stdout.isatty():
             _write("\n")
     if decoder is not None and decoder.replaced:
