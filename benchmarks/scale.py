@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -126,6 +127,8 @@ def measure(size_mb: int, folder: Path) -> dict:
     else:
         row["before"] = {"skipped": f"would need ~{BEFORE_BYTES_PER_BYTE * size_mb:,} MB"}
     path.unlink()
+    for scratch in folder.glob("charrnn-scale-*"):  # the encoding caches: as big as the corpus
+        shutil.rmtree(scratch, ignore_errors=True)
     return row
 
 
