@@ -16,6 +16,7 @@ from benchmarks import (
     quality,
     sample_quality,
     sampling,
+    scale,
     start,
     startup,
     throughput,
@@ -32,6 +33,7 @@ SUITE = {
     "memory": memory.run,
     "ddp": ddp.run,
     "quality": quality.run,
+    "scale": scale.run,
 }
 
 

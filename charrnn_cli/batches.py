@@ -17,6 +17,8 @@ pytorch/examples' word_language_model do. Held-out text is read the same way.
 
 A data-parallel job splits the B rows between its ranks (each rank a disjoint set of streams),
 so every rank still carries its own rows' state correctly: `deal` gives a rank its `Shard`.
+The rows are views into the ids (a memory map of the encoding cache): a step copies only its
+window, so a corpus of any size costs the pages the windows touch, on every rank alike.
 """
 
 from __future__ import annotations
@@ -28,41 +30,64 @@ import torch
 
 from charrnn_cli.config import TrainConfig
 from charrnn_cli.data import split
+from charrnn_cli.encode import count_ids
 from charrnn_cli.evaluate import eval_rows
 
+CPU = torch.device("cpu")
 
-def streams(ids: np.ndarray, batch_size: int) -> torch.Tensor:
-    """(B, N // B) int64 tensor of `batch_size` contiguous rows (the tail that does not fill a
-    row is dropped)."""
+
+@dataclass
+class Streams:
+    """`B` contiguous rows of ids: a view into the (memory-mapped) ids, never a copy. Each
+    window is copied on its own, widened to int64 and sent to the device (pinned and
+    non-blocking on a GPU), so memory holds a window, not the text."""
+
+    ids: np.ndarray  # (B, N) a view, in the ids' own dtype
+    device: torch.device = CPU
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ids.shape
+
+    def window(self, k: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window k: inputs and next-character targets, each (B, T), on the device."""
+        start = k * seq_len
+        part = torch.from_numpy(self.ids[:, start : start + seq_len + 1].astype(np.int64))
+        if self.device.type == "cuda":
+            part = part.pin_memory().to(self.device, non_blocking=True)
+        elif self.device.type != "cpu":
+            part = part.to(self.device)
+        return part[:, :-1], part[:, 1:]  # (B, T) each
+
+
+def streams(ids: np.ndarray, batch_size: int, device: torch.device = CPU) -> Streams:
+    """`batch_size` contiguous rows of N // B ids (the tail that does not fill a row is
+    dropped), as a view."""
     per_row = len(ids) // batch_size
-    rows = np.ascontiguousarray(ids[: per_row * batch_size]).reshape(batch_size, per_row)
-    return torch.from_numpy(rows.astype(np.int64))  # (B, N // B)
+    return Streams(ids[: per_row * batch_size].reshape(batch_size, per_row), device)
 
 
-def steps_per_epoch(rows: torch.Tensor, seq_len: int) -> int:
+def steps_per_epoch(rows: Streams, seq_len: int) -> int:
     """How many whole windows fit in a row (the last target needs one character more)."""
     return max(0, (rows.shape[1] - 1) // seq_len)
 
 
-def window(rows: torch.Tensor, k: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def window(rows: Streams, k: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Window k: inputs and next-character targets, each (B, T)."""
-    start = k * seq_len
-    x = rows[:, start : start + seq_len]  # (B, T)
-    y = rows[:, start + 1 : start + seq_len + 1]  # (B, T)
-    return x, y
+    return rows.window(k, seq_len)
 
 
-def shard(rows: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+def shard(rows: Streams, rank: int, world: int) -> Streams:
     """This rank's disjoint share of the streams (rows rank, rank+world, ...)."""
-    return rows[rank::world]
+    return Streams(rows.ids[rank::world], rows.device)
 
 
 @dataclass
 class Shard:
     """One rank's share of a corpus's ids."""
 
-    rows: torch.Tensor  # (B, N) its training streams, on its device
-    val_rows: np.ndarray  # (R, M) the held-out streams it scores
+    rows: Streams  # (B, N) its training streams
+    val_rows: np.ndarray  # (R, M) the held-out streams it scores: a fixed piece of the tail
     per_epoch: int  # windows in a pass over the streams
     train_chars: int  # characters of the training text, all ranks'
     val_chars: int  # characters held out, all ranks'
@@ -70,19 +95,29 @@ class Shard:
 
 
 def deal(
-    ids: np.ndarray, vocab_size: int, cfg: TrainConfig, rank: int, world: int, device: torch.device
+    ids: np.ndarray,
+    vocab_size: int,
+    cfg: TrainConfig,
+    rank: int,
+    world: int,
+    device: torch.device,
+    counts: np.ndarray | None = None,
 ) -> Shard:
     """Split off the held-out tail, cut the rest into `batch_size` streams for each of `world`
-    ranks and take rank's; the held-out rows are dealt too, unless fewer than the ranks."""
+    ranks and take rank's; the held-out piece that evaluations score (the first
+    `cfg.eval_chars` of the tail) is dealt too, unless it has fewer rows than the ranks.
+    `counts` (of each id in all of `ids`) spares counting the training text."""
     train_ids, val_ids = split(ids, cfg.val_fraction)
-    rows = shard(streams(train_ids, cfg.batch_size * world), rank, world)  # (B, N)
-    rows = rows.contiguous().to(device)
-    val_rows = eval_rows(val_ids)
+    rows = shard(streams(train_ids, cfg.batch_size * world, device), rank, world)  # (B, N)
+    val_rows = eval_rows(val_ids[: cfg.eval_chars or None])
     if len(val_rows) >= world:
         val_rows = val_rows[rank::world]
-    unigram = np.bincount(train_ids, minlength=vocab_size).tolist()
+    if counts is None:
+        unigram = count_ids(train_ids, vocab_size)
+    else:  # the tail is a few % of the text: count it, not the rest
+        unigram = counts - count_ids(val_ids, vocab_size)
     per_epoch = steps_per_epoch(rows, cfg.seq_len)
-    return Shard(rows, val_rows, per_epoch, len(train_ids), len(val_ids), unigram)
+    return Shard(rows, val_rows, per_epoch, len(train_ids), len(val_ids), unigram.tolist())
 
 
 def restart_mask(seed: int, step: int, streams: int, p: float) -> torch.Tensor:

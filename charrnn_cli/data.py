@@ -66,13 +66,16 @@ def min_chars(batch_size: int, seq_len: int) -> int:
     return batch_size * (seq_len + 1)
 
 
-def check_data(ids: np.ndarray, cfg: TrainConfig, world: int = 1) -> None:
-    """Refuse a corpus too small for the options, saying what would fit."""
+def check_data(
+    ids: np.ndarray, cfg: TrainConfig, world: int = 1, distinct: int | None = None
+) -> None:
+    """Refuse a corpus too small for the options, saying what would fit. `distinct` (how many
+    ids occur, known from the encoding) spares a pass over the ids."""
     import numpy as np
 
     if len(ids) == 0:
         raise UsageError("the corpus is empty")
-    if len(np.unique(ids)) < 2:
+    if (len(np.unique(ids)) if distinct is None else distinct) < 2:
         raise UsageError("the corpus has fewer than 2 distinct characters: nothing to learn")
     train_ids, _ = split(ids, cfg.val_fraction)
     need = min_chars(cfg.batch_size * world, cfg.seq_len)

@@ -1,33 +1,56 @@
-"""Turning a corpus into integer ids: the vocabulary, vectorised encoding, and its cache.
+"""Turning a corpus into integer ids, in chunks, into a cache that training maps from disk.
 
-The vocabulary is the sorted distinct characters of the text. Encoding never loops in Python:
-ASCII text is viewed as bytes and mapped through a 128-entry table; other text is viewed as
-UTF-32 code points and mapped through a table over the code points present. The ids take the
-smallest unsigned dtype that fits (uint8 for up to 256 characters). The result is cached beside
-the corpora keyed by the text's sha256 (`encoded/<sha256>.npy` and `.json`, which also records
-the ids' own sha256, so an entry damaged by hand is encoded again rather than trained on), so a
-second run starts at once. Peak memory stays a small multiple of the file size.
+The vocabulary of a `chars` run is the sorted distinct characters of the text; a `bytes` run
+reads the 256 byte values (see vocab.py). Encoding streams the file twice in chunks of a few
+MB and never holds the text: the first pass hashes it, checks it is UTF-8 and counts its
+characters (utf8scan.py); the second maps bytes to ids with `bytes.translate` (the rare
+multi-byte characters set apart) and writes them straight into the cache, in the smallest
+unsigned dtype that fits (uint8 for up to 256 characters): `encoded/<sha256>.npy` (a byte run:
+`<sha256>.bytes.npy`) beside a `.json` with the vocabulary and the count of every id. `load`
+returns the ids as a read-only memory map, so a second run starts at once and a run's memory
+does not grow with its corpus. A file that changes while it is encoded (its sha256 differs
+between the passes, or from the one the caller checked) is refused and nothing is cached.
+The cache is checked before it is trusted (it may have been damaged or edited by hand): the
+`.json` records the sha256 of the whole `.npy`, which is read again (about 1 s a GB, never held
+in memory) along with the vocabulary's shape; an entry that does not check out is encoded
+again, never trained on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import mmap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
-from charrnn_cli import paths
-from charrnn_cli.errors import WriteError
-from charrnn_cli.text import not_utf8
+from charrnn_cli import locks, paths, utf8scan
+from charrnn_cli.errors import CharrnnError, WriteError
+from charrnn_cli.vocab import BYTES, Kind
+
+Progress = Callable[[int, "int | None"], None]  # (bytes done, bytes in all)
+CHUNK = 1 << 22  # bytes read at a time: ~5x this in temporaries, whatever the file's size
+LOCK_WAIT_S = 900.0  # how long a process waits for another encoding the same text
 
 
 @dataclass(frozen=True)
 class Encoded:
-    ids: np.ndarray  # (N,) uint8 / uint16 / uint32 character ids
-    vocab: str  # the sorted distinct characters; ids index into it
-    sha256: str  # of the UTF-8 text
+    ids: np.ndarray  # (N,) uint8 / uint16 / uint32 ids; a read-only memory map when cached
+    vocab: str  # the sorted distinct characters (a byte run: vocab.BYTES); ids index into it
+    sha256: str  # of the file's bytes
+    counts: np.ndarray  # (V,) int64 occurrences of each id in the whole text
+    kind: Kind = "chars"
+
+    @property
+    def distinct(self) -> int:
+        """How many ids occur (for `chars`, every one; for `bytes`, those the text uses)."""
+        return int(np.count_nonzero(self.counts))
 
 
 def smallest_dtype(n: int) -> np.dtype:
@@ -37,49 +60,255 @@ def smallest_dtype(n: int) -> np.dtype:
     raise ValueError(n)
 
 
-CHUNK = 1 << 22  # bytes of UTF-8 decoded at a time: bounds the temporaries of non-ASCII text
+@dataclass
+class _Plan:
+    """What the first pass learned: enough to write the ids in the second."""
+
+    sha256: str
+    length: int  # characters (ids) in all
+    vocab: str
+    counts: np.ndarray  # (V,) int64
+
+    @property
+    def dtype(self) -> np.dtype:
+        return smallest_dtype(len(self.vocab))
 
 
-def _utf8_chunks(data: bytes, label: str, size: int = CHUNK):
-    """Code points of `data` in chunks cut at character boundaries (strict UTF-8; bytes that
-    are not UTF-8 are a CorruptFileError naming `label` and the offset)."""
-    start = 0
-    while start < len(data):
-        end = min(start + size, len(data))
-        while end < len(data) and end > start + 4 and data[end] & 0xC0 == 0x80:
-            end -= 1  # back to the start of a character (a run of stray bytes fails to decode)
-        try:
-            text = data[start:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise not_utf8(label, start + exc.start) from None
-        yield np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        start = end
+def _changed(label: str) -> CharrnnError:
+    return CharrnnError(
+        f"{label} changed while it was being encoded (its sha256 differs from when it was "
+        "read): nothing was cached; try again once nothing writes to it"
+    )
+
+
+def _vocab_pass(fh: IO[bytes], label: str, kind: Kind, step: Progress) -> _Plan:
+    """Hash, check and count the text: its vocabulary and the count of each character."""
+    digest, byte_counts, wide, length = hashlib.sha256(), np.zeros(256, np.int64), {}, 0
+    for offset, data in utf8scan.chunks(fh, CHUNK):
+        digest.update(data)
+        byte_counts += utf8scan.count_bytes(data)
+        if kind == "chars":
+            found = utf8scan.scan(data, offset, label)
+            length += found.chars
+            for point, n in zip(*np.unique(found.points, return_counts=True), strict=True):
+                wide[int(point)] = wide.get(int(point), 0) + int(n)
+        else:
+            length += len(data)
+        step(len(data), None)
+    if kind == "bytes":
+        return _Plan(digest.hexdigest(), length, BYTES, byte_counts)
+    ascii_ = np.flatnonzero(byte_counts[:128])
+    points = sorted(wide)
+    counts = np.concatenate([byte_counts[ascii_], np.array([wide[p] for p in points], np.int64)])
+    vocab = "".join(map(chr, ascii_)) + "".join(map(chr, points))
+    return _Plan(digest.hexdigest(), length, vocab, counts)
+
+
+def _ids_pass(
+    fh: IO[bytes], label: str, kind: Kind, plan: _Plan, out: Callable, step: Progress
+) -> str:
+    """Write the ids of the text to `out` chunk by chunk; return the sha256 of what was read."""
+    digest = hashlib.sha256()
+    table = bytearray(256)  # ASCII to its id; a multi-byte character's first byte set below
+    n_ascii = sum(1 for c in plan.vocab if ord(c) < 128)
+    for i, c in enumerate(plan.vocab[:n_ascii]):
+        table[ord(c)] = i
+    wide = np.array([ord(c) for c in plan.vocab[n_ascii:]], dtype=np.uint32)
+    for offset, data in utf8scan.chunks(fh, CHUNK):
+        digest.update(data)
+        if kind == "bytes":
+            out(np.frombuffer(data, dtype=np.uint8))
+            step(len(data), None)
+            continue
+        found = utf8scan.scan(data, offset, label)
+        narrow = np.frombuffer(data.translate(table, utf8scan.CONTINUATION), dtype=np.uint8)
+        ids = narrow.astype(plan.dtype) if plan.dtype != narrow.dtype else narrow
+        if found.lead.size:
+            ids = ids if ids is not narrow else narrow.copy()
+            ids[found.char_positions()] = n_ascii + np.searchsorted(wide, found.points)
+        out(ids)
+        step(len(data), None)
+    return digest.hexdigest()
+
+
+class _Sink:
+    """Where the second pass puts the ids: after an .npy header in a file, or in memory."""
+
+    def __init__(self, plan: _Plan, label: str, fh: IO[bytes] | None = None) -> None:
+        self.plan, self.label, self.fh, self.written = plan, label, fh, 0
+        self.held = np.empty(plan.length, plan.dtype) if fh is None else None
+        self.file_sha256 = hashlib.sha256()  # of every byte of the .npy, header included
+        if fh is not None:
+            header = {"descr": np.lib.format.dtype_to_descr(plan.dtype), "fortran_order": False}
+            head = io.BytesIO()
+            np.lib.format.write_array_header_1_0(head, {**header, "shape": (plan.length,)})
+            self._write(head.getvalue())
+
+    def _write(self, data: bytes | memoryview) -> None:
+        assert self.fh is not None
+        self.fh.write(data)
+        self.file_sha256.update(data)
+
+    def __call__(self, ids: np.ndarray) -> None:
+        end = self.written + len(ids)
+        if end > self.plan.length:  # more characters than the first pass counted
+            raise _changed(self.label)
+        if self.held is not None:
+            self.held[self.written : end] = ids
+        elif self.fh is not None:
+            self._write(memoryview(np.ascontiguousarray(ids)).cast("B"))
+        self.written = end
+
+    def fill(self, read: Callable[[], IO[bytes]], kind: Kind, step: Progress) -> None:
+        """Run the second pass over the text `read()` opens; refuse text that changed."""
+        with read() as src:
+            digest = _ids_pass(src, self.label, kind, self.plan, self, step)
+        if digest != self.plan.sha256 or self.written != self.plan.length:
+            raise _changed(self.label)
+
+
+def _cache_files(digest: str, kind: Kind) -> tuple[Path, Path]:
+    stem = digest if kind == "chars" else f"{digest}.{kind}"
+    folder = paths.cache_dir() / "encoded"
+    return folder / f"{stem}.npy", folder / f"{stem}.json"
+
+
+def _cached(digest: str, kind: Kind) -> Encoded | None:
+    """The cached encoding, mapped read-only, if it is there and every part of it checks out:
+    a vocabulary of sorted distinct characters (a byte run: all 256), a count per id adding up
+    to the length, and a `.npy` of that many unsigned ids whose bytes hash as recorded."""
+    ids_path, meta_path = _cache_files(digest, kind)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        vocab, length, npy_sha256 = meta["vocab"], meta["length"], meta["npy_sha256"]
+        if meta.get("kind") != kind or not _good_vocab(vocab, kind):
+            return None
+        if not isinstance(length, int) or not isinstance(npy_sha256, str):
+            return None
+        counts = np.asarray(meta["counts"], dtype=np.int64)
+        dtype = smallest_dtype(len(vocab))
+        if counts.shape != (len(vocab),) or counts.min() < 0 or counts.sum() != length:
+            return None
+        if _file_sha256(ids_path) != npy_sha256:
+            return None
+        ids = np.load(ids_path, mmap_mode="r", allow_pickle=False) if length else None
+        ids = np.zeros(0, dtype) if ids is None else ids  # an empty file cannot be mapped
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, UnicodeDecodeError):
+        return None  # not cached yet, or a damaged entry: encode again
+    if ids.ndim != 1 or len(ids) != length or ids.dtype != dtype:
+        return None
+    return Encoded(ids, vocab, digest, counts, kind)
+
+
+def _good_vocab(vocab: object, kind: Kind) -> bool:
+    if kind == "bytes":
+        return vocab == BYTES
+    return isinstance(vocab, str) and bool(vocab) and list(vocab) == sorted(set(vocab))
+
+
+def _file_sha256(path: Path) -> str:
+    """Read in pieces with plain reads: the page cache keeps them, this process does not."""
+    digest, buf = hashlib.sha256(), bytearray(CHUNK)
+    with open(path, "rb") as fh:
+        while n := fh.readinto(buf):
+            digest.update(memoryview(buf)[:n])
+    return digest.hexdigest()
+
+
+def load(
+    path: Path,
+    sha256: str | None = None,
+    kind: Kind = "chars",
+    progress: Progress | None = None,
+) -> Encoded:
+    """The ids of the corpus at `path` (whose sha256 the caller may have checked), from the
+    cache when this text was encoded before. `progress(done, total)` hears about the bytes."""
+    if sha256 is not None and (hit := _cached(sha256, kind)) is not None:
+        return hit
+    folder = paths.cache_dir() / "encoded"
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / f"{sha256}.lock" if sha256 else None
+    with (
+        locks.file_lock(lock, wait=LOCK_WAIT_S, best_effort=True)
+        if lock
+        else contextlib.nullcontext()
+    ):
+        if sha256 is not None and (hit := _cached(sha256, kind)) is not None:
+            return hit  # another process encoded it while this one waited
+        return _encode(path, sha256, kind, progress)
+
+
+def _encode(path: Path, sha256: str | None, kind: Kind, progress: Progress | None) -> Encoded:
+    label, done = str(path), 0
+    size = path.stat().st_size
+
+    def step(n: int, _: int | None) -> None:  # two passes: report the file's bytes, encoded
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done // 2, size)
+
+    with open(path, "rb") as fh:
+        plan = _vocab_pass(fh, label, kind, step)
+    if sha256 is not None and plan.sha256 != sha256:
+        raise _changed(label)
+    if (hit := _cached(plan.sha256, kind)) is not None:
+        return hit
+    ids_path, meta_path = _cache_files(plan.sha256, kind)
+    try:
+        with paths.atomic_writer(ids_path) as fh:
+            sink = _Sink(plan, label, fh)
+            sink.fill(lambda: open(path, "rb"), kind, step)
+        meta = {"kind": kind, "vocab": plan.vocab, "length": plan.length}
+        meta["npy_sha256"] = sink.file_sha256.hexdigest()
+        paths.atomic_write_text(meta_path, json.dumps({**meta, "counts": plan.counts.tolist()}))
+    except (OSError, WriteError):  # a read-only cache: the ids are held in memory instead
+        held = _Sink(plan, label)
+        held.fill(lambda: open(path, "rb"), kind, step)
+        return Encoded(held.held, plan.vocab, plan.sha256, plan.counts, kind)
+    hit = _cached(plan.sha256, kind)
+    if hit is None:
+        raise CharrnnError(f"the encoding of {label} could not be read back from {ids_path}")
+    return hit
 
 
 def encode_bytes(data: bytes, label: str = "the corpus") -> tuple[np.ndarray, str]:
-    """Ids and vocabulary for UTF-8 `data`; CorruptFileError (naming `label`, the file) if it
-    is not UTF-8 text."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if raw.size and int(raw.max()) < 128:  # ASCII: one byte per character
-        present = np.flatnonzero(np.bincount(raw, minlength=128))
-        table = np.zeros(128, dtype=smallest_dtype(len(present)))
-        table[present] = np.arange(len(present))
-        return table[raw], "".join(map(chr, present))
-    # two passes over chunks: count the code points, then map them, so memory stays about
-    # the file plus the ids plus one chunk's temporaries
-    counts = np.zeros(0x110000, dtype=np.int64)
-    for points in _utf8_chunks(data, label):
-        counts[: int(points.max()) + 1] += np.bincount(points)
-    present = np.flatnonzero(counts)
-    dtype = smallest_dtype(len(present))
-    table = np.zeros(int(present[-1]) + 1 if present.size else 1, dtype)
-    table[present] = np.arange(len(present))
-    ids = np.empty(int(counts.sum()), dtype)
-    pos = 0
-    for points in _utf8_chunks(data, label):
-        ids[pos : pos + len(points)] = table[points]
-        pos += len(points)
-    return ids, "".join(map(chr, present))
+    """Ids and vocabulary of UTF-8 `data` held in memory (the same two passes as `load`);
+    CorruptFileError (naming `label`, the file) if it is not UTF-8 text."""
+    quiet: Progress = lambda n, t: None  # noqa: E731
+    plan = _vocab_pass(io.BytesIO(data), label, "chars", quiet)
+    sink = _Sink(plan, label)
+    sink.fill(lambda: io.BytesIO(data), "chars", quiet)
+    return sink.held, plan.vocab
+
+
+def count_ids(ids: np.ndarray, size: int) -> np.ndarray:
+    """(size,) int64 occurrences of each id, a few MB of temporaries at a time; the pages of
+    a memory map that were read are let go again (see `release`)."""
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, len(ids), utf8scan.COUNT_STEP):
+        part = ids[start : start + utf8scan.COUNT_STEP]
+        counts += np.bincount(part, minlength=size)
+        release(part)
+    return counts
+
+
+def release(view: np.ndarray) -> None:
+    """Drop the pages of a contiguous view of a memory map from this process's resident set:
+    they stay in the page cache, and a later read maps them again. Counting a held-out tail
+    of 100 MB would otherwise count as 100 MB of the trainer's memory. A no-op for arrays in
+    memory, and where the platform cannot."""
+    mm = getattr(view, "_mmap", None)
+    if mm is None or not view.flags.c_contiguous or not hasattr(mm, "madvise"):
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError, BufferError):
+        base = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
+        start = view.__array_interface__["data"][0] - base
+        page = mmap.PAGESIZE
+        first, end = -(-start // page) * page, (start + view.nbytes) // page * page
+        if end > first:  # whole pages inside the view only: a neighbour may be in use
+            mm.madvise(mmap.MADV_DONTNEED, first, end - first)
 
 
 def encode_text(text: str, vocab: str) -> tuple[np.ndarray, int]:
@@ -101,51 +330,3 @@ def unknown_chars(text: str, vocab: str) -> list[str]:
     """The distinct characters of `text` that are not in `vocab`, in order of appearance."""
     known = set(vocab)
     return list(dict.fromkeys(c for c in text if c not in known))
-
-
-def load(path: Path, sha256: str | None = None) -> Encoded:
-    """Encode the corpus at `path`, from the cache when this text was encoded before."""
-    data = path.read_bytes()
-    digest = sha256 or hashlib.sha256(data).hexdigest()
-    folder = paths.cache_dir() / "encoded"
-    ids_path, meta_path = folder / f"{digest}.npy", folder / f"{digest}.json"
-    cached = _cached(ids_path, meta_path)
-    if cached is not None:
-        return Encoded(cached[0], cached[1], digest)
-    ids, vocab = encode_bytes(data, str(path))
-    del data
-    try:
-        with paths.atomic_writer(ids_path) as fh:
-            np.save(fh, ids, allow_pickle=False)
-        meta = {"vocab": vocab, "length": int(ids.size), "ids_sha256": _ids_sha256(ids)}
-        paths.atomic_write_text(meta_path, json.dumps(meta))
-    except (OSError, WriteError):
-        pass  # a read-only cache only costs the next run the encoding time
-    return Encoded(ids, vocab, digest)
-
-
-def _cached(ids_path: Path, meta_path: Path) -> tuple[np.ndarray, str] | None:
-    """The ids and vocabulary cached for a text, when every part of the entry checks out (it
-    may have been damaged or edited by hand): a vocabulary of sorted distinct characters, ids
-    of an unsigned type, as many as recorded and hashing as recorded. None: encode again."""
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        vocab, length, digest = meta["vocab"], meta["length"], meta["ids_sha256"]
-        if not isinstance(vocab, str) or not vocab or list(vocab) != sorted(set(vocab)):
-            return None
-        if not isinstance(length, int) or not isinstance(digest, str):
-            return None
-        mapped = np.load(ids_path, mmap_mode="r", allow_pickle=False)  # the header, checked
-        if mapped.ndim != 1 or mapped.dtype.kind != "u" or mapped.size != length:
-            return None
-        ids = np.array(mapped)
-        del mapped
-        if not ids.size or int(ids.max()) >= len(vocab) or _ids_sha256(ids) != digest:
-            return None
-        return ids, vocab
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return None  # not cached yet, or a damaged cache entry
-
-
-def _ids_sha256(ids: np.ndarray) -> str:
-    return hashlib.sha256(memoryview(np.ascontiguousarray(ids)).cast("B")).hexdigest()

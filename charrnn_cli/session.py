@@ -25,19 +25,21 @@ def prepare(
     preset: str | None,
     given: dict[str, Any],
     comm: Comm,
+    progress: encode.Progress | None = None,
 ) -> Job:
-    """The Job to train, or a CharrnnError saying what to change."""
+    """The Job to train, or a CharrnnError saying what to change; `progress(done, total)`
+    hears about the bytes of a corpus being encoded."""
     if corpus_spec == "-" and comm.active:
         raise UsageError(
             "--corpus - cannot be shared by several processes: import it first "
             "with `charrnn fetch --from - --name NAME` and train on NAME"
         )
     if resume:
-        return _resumed(corpus_spec, run, preset, given)
+        return _resumed(corpus_spec, run, preset, given, progress)
     model_cfg, train_cfg = config.build(given, preset)
     cf = corpora.resolve(corpus_spec or corpora.DEFAULT)
-    data = encode.load(cf.path, cf.sha256)
-    check_data(data.ids, train_cfg, comm.world)
+    data = encode.load(cf.path, cf.sha256, model_cfg.vocab, progress)
+    check_data(data.ids, train_cfg, comm.world, data.distinct)
     name = store.check_name(run) if run else store.new_name(cf.name, model_cfg.cell)
     name = str(comm.broadcast_object(name))
     if comm.is_main and (store.run_dir(name) / store.CONFIG).exists():
@@ -76,7 +78,13 @@ def check_fits(model_cfg: config.ModelConfig) -> None:
         )
 
 
-def _resumed(corpus_spec: str | None, run: str | None, preset: str | None, given: dict) -> Job:
+def _resumed(
+    corpus_spec: str | None,
+    run: str | None,
+    preset: str | None,
+    given: dict,
+    progress: encode.Progress | None = None,
+) -> Job:
     if not run:
         raise UsageError("--resume needs --run NAME (`charrnn runs` lists them)")
     name = store.check_name(run)
@@ -104,7 +112,7 @@ def _resumed(corpus_spec: str | None, run: str | None, preset: str | None, given
             )
     else:
         cf = corpora.stored(want)
-    data = encode.load(cf.path, cf.sha256)
+    data = encode.load(cf.path, cf.sha256, model_cfg.vocab, progress)
     if data.vocab != stored.get("vocab"):
         raise UsageError("the corpus's vocabulary differs from the run's: start a new --run")
     corpus = CorpusRecord.of(cf)

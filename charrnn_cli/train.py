@@ -73,10 +73,11 @@ class Trainer:
         dev = self.dev = comm.device if comm.active else device.pick(self.tcfg.device)
         if self.tcfg.precision != "fp32" and dev.type == "cpu":
             raise UsageError(f"--precision {self.tcfg.precision} needs a GPU; use fp32 on the CPU")
-        check_data(job.data.ids, self.tcfg, comm.world)
-        self.mcfg.vocab_size = len(job.data.vocab)
+        data = job.data
+        check_data(data.ids, self.tcfg, comm.world, data.distinct)
+        self.mcfg.vocab_size = len(data.vocab)
         self.shard = batches.deal(
-            job.data.ids, self.mcfg.vocab_size, self.tcfg, comm.rank, comm.world, dev
+            data.ids, self.mcfg.vocab_size, self.tcfg, comm.rank, comm.world, dev, data.counts
         )
         torch.manual_seed(self.tcfg.random_seed)
         random.seed(self.tcfg.random_seed)

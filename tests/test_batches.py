@@ -12,11 +12,12 @@ from charrnn_cli.config import TrainConfig
 CPU = torch.device("cpu")
 
 
-def test_streams_are_contiguous_rows():
+def test_streams_are_contiguous_rows_viewed_not_copied():
     ids = np.arange(26, dtype=np.uint8)
     rows = batches.streams(ids, 4)
-    assert rows.shape == (4, 6) and rows.dtype == torch.int64
-    assert rows[1].tolist() == [6, 7, 8, 9, 10, 11]
+    assert rows.shape == (4, 6) and rows.ids.dtype == np.uint8
+    assert np.shares_memory(rows.ids, ids)  # a view: the corpus is never copied whole
+    assert rows.ids[1].tolist() == [6, 7, 8, 9, 10, 11]
 
 
 def test_window_k_plus_one_continues_window_k():
@@ -25,18 +26,30 @@ def test_window_k_plus_one_continues_window_k():
     assert n == 4  # 24 targets need 25 characters
     x0, y0 = batches.window(rows, 0, 6)
     x1, _ = batches.window(rows, 1, 6)
+    assert x0.dtype == y0.dtype == torch.int64 and x0[1].tolist() == [25, 26, 27, 28, 29, 30]
     assert torch.equal(y0[:, :-1], x0[:, 1:])  # targets are inputs shifted by one
     assert torch.equal(x1[:, 0], y0[:, -1])  # the next window starts where this one ended
     x_last, y_last = batches.window(rows, n - 1, 6)
     assert x_last.shape == (4, 6) and y_last.shape == (4, 6)
 
 
+def test_windows_of_a_memory_map_are_its_ids(tmp_path):
+    path = tmp_path / "ids.npy"
+    np.save(path, (np.arange(10_000) % 251).astype(np.uint8))
+    mapped = np.load(path, mmap_mode="r")
+    rows = batches.streams(mapped, 8)
+    assert isinstance(rows.ids, np.memmap)
+    x, y = batches.window(rows, 3, 32)
+    expect = np.asarray(mapped[: 8 * 1250]).reshape(8, 1250)[:, 96:129].astype(np.int64)
+    assert x.tolist() == expect[:, :-1].tolist() and y.tolist() == expect[:, 1:].tolist()
+
+
 def test_shards_split_the_streams_between_ranks():
     rows = batches.streams(np.arange(64, dtype=np.uint8), 8)
     a, b = batches.shard(rows, 0, 2), batches.shard(rows, 1, 2)
     assert a.shape == b.shape == (4, 8)
-    together = sorted(a[:, 0].tolist() + b[:, 0].tolist())
-    assert together == rows[:, 0].tolist()
+    together = sorted(a.ids[:, 0].tolist() + b.ids[:, 0].tolist())
+    assert together == rows.ids[:, 0].tolist()
 
 
 def test_dealing_gives_each_rank_its_streams_and_its_held_out_rows():
@@ -45,6 +58,19 @@ def test_dealing_gives_each_rank_its_streams_and_its_held_out_rows():
     one = batches.deal(ids, 7, TrainConfig(batch_size=4, seq_len=5, val_fraction=0.1), 0, 1, CPU)
     a, b = (batches.deal(ids, 7, cfg, rank, 2, CPU) for rank in (0, 1))
     assert (one.train_chars, one.val_chars) == (900, 100) and one.per_epoch == a.per_epoch
-    assert torch.equal(one.rows[0::2], a.rows) and torch.equal(one.rows[1::2], b.rows)
+    assert np.array_equal(one.rows.ids[0::2], a.rows.ids)
+    assert np.array_equal(one.rows.ids[1::2], b.rows.ids)
     assert len(a.val_rows) + len(b.val_rows) == len(one.val_rows)
     assert one.unigram == np.bincount(ids[:900], minlength=7).tolist() == a.unigram
+    counted = batches.deal(ids, 7, cfg, 0, 2, CPU, counts=np.bincount(ids, minlength=7))
+    assert counted.unigram == one.unigram  # from the whole text's counts, less the tail's
+
+
+def test_evaluations_score_a_fixed_piece_from_the_start_of_the_tail():
+    ids = (np.arange(9600) % 13).astype(np.uint8)  # a tail of 16 rows x 300
+    whole = batches.deal(ids, 13, TrainConfig(val_fraction=0.5, eval_chars=0), 0, 1, CPU)
+    piece = batches.deal(ids, 13, TrainConfig(val_fraction=0.5, eval_chars=800), 0, 1, CPU)
+    assert whole.val_rows.size == 4800 and piece.val_rows.size == 800
+    assert np.array_equal(piece.val_rows.reshape(-1), ids[4800:5600])
+    big = batches.deal(ids, 13, TrainConfig(val_fraction=0.5, eval_chars=10**9), 0, 1, CPU)
+    assert np.array_equal(big.val_rows, whole.val_rows)  # a cap above the tail: all of it

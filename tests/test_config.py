@@ -42,6 +42,7 @@ def test_the_choices_are_the_configs():
         "optimizer": config.Optimizer,
         "precision": config.Precision,
         "preset": config.Preset,
+        "vocab": config.Vocab,
     }
     for name, alias in choices.items():
         assert typing.get_args(hints[name]) == (alias, type(None)), name

@@ -2,8 +2,12 @@
 
 Reports characters scored, loss in nats per character, bits per character, perplexity and
 next-character accuracy; `--json` prints one object on stdout for scripts
-(`charrnn eval --json | jq .bits_per_char`). Text from `--corpus` is read in blocks, so memory
-stays bounded whatever its size.
+(`charrnn eval --json | jq .bits_per_char`). The held-out tail is read from the run's memory-
+mapped encoding, whole or its first `--max-chars`, with progress on stderr when it takes more
+than a second; text from `--corpus` is read in blocks, so memory stays bounded whatever its
+size. A byte run (`--vocab bytes`) is scored per byte and adds `bits_per_byte`; its
+`bits_per_char` spreads the same bits over the characters those bytes make, so runs of both
+kinds compare.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from charrnn_cli import console, paths, store
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError, UsageError
 
+LN2 = 0.6931471805599453  # nats per bit
+
 BLOCK_CHARS = 4_000_000  # characters scored per block of a --corpus text
 
 
@@ -28,61 +34,115 @@ def evaluate(
         str | None,
         typer.Option(help="Score this text instead: a corpus NAME, a PATH, or - for stdin."),
     ] = None,
+    max_chars: Annotated[
+        int | None,
+        typer.Option(
+            help="Score only the first N characters (of the held-out tail, or of --corpus).",
+            min=2,
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option(help="Refuse text with characters outside the vocabulary.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     device: DeviceOption = "auto",
 ) -> None:
-    """Score a run: loss (nats/char), bits/char, perplexity and accuracy."""
-    from charrnn_cli import encode
+    """Score a run: loss (nats/char), bits/char, perplexity and accuracy (a byte run: per byte,
+    and bits/char over the characters the bytes make)."""
     from charrnn_cli.checkpoint import configs, load_run
-    from charrnn_cli.data import split
-    from charrnn_cli.evaluate import Score, eval_rows, score
 
     model, vocab, ck, name = load_run(run, checkpoint, device)
-    dev = next(model.parameters()).device
-    total, skipped = Score(), 0
+    model_cfg, train_cfg = configs(ck)
+    kind = model_cfg.vocab
     if corpus is None:
-        _, tcfg = configs(ck)
-        cf = _run_corpus(name)
-        data = encode.load(cf.path, cf.sha256)
-        if data.vocab != vocab:
-            raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary")
-        _, val_ids = split(data.ids, tcfg.val_fraction)
-        total = score(model, eval_rows(val_ids), dev)
-        source = f"{cf.name} (held-out {tcfg.val_fraction:g})"
+        total, chars, source = _held_out(model, name, vocab, kind, train_cfg, max_chars)
+        skipped = 0
     else:
+        total, chars, skipped = _text(model, corpus, vocab, kind, strict, max_chars)
         source = corpus
-        for text in _blocks(corpus):
-            ids, dropped = encode.encode_text(text, vocab)
-            if dropped and strict:
-                shown = ", ".join(repr(c) for c in encode.unknown_chars(text, vocab)[:10])
-                raise UsageError(
-                    f"the text has characters outside the run's vocabulary: {shown} "
-                    "(without --strict they are counted and skipped)"
-                )
-            skipped += dropped
-            if len(ids) >= 2:
-                total.add(score(model, eval_rows(ids), dev))
-        if total.chars == 0:
-            raise UsageError("the text has fewer than 2 characters the run knows: nothing to score")
     result = {
         "run": name, "checkpoint": checkpoint, "text": source, "chars": total.chars,
         "loss": total.loss, "bits_per_char": total.bits_per_char,
         "perplexity": total.perplexity, "accuracy": total.accuracy, "skipped": skipped,
     }  # fmt: skip
+    if kind == "bytes":  # the loss is per byte; bits per char spreads its bits over characters
+        per_char = total.loss_sum / LN2 / chars if chars else float("nan")
+        result.update(bytes=total.chars, chars=chars, bits_per_byte=total.bits_per_char)
+        result.update(bits_per_char=per_char)
     if skipped:
         console.warn(f"{skipped} characters outside the vocabulary were skipped")
     if json_out:
         console.out_json(result)
         return
+    unit = "byte" if kind == "bytes" else "char"
+    bytes_line = f"bits/byte     {total.bits_per_char:.4f}\n" if kind == "bytes" else ""
     console.out(
         f"run           {name} ({checkpoint})\ntext          {source}\n"
-        f"characters    {total.chars:,}\nloss          {total.loss:.4f} nats/char\n"
-        f"bits/char     {total.bits_per_char:.4f}\nperplexity    {total.perplexity:.3f}\n"
+        f"characters    {result['chars']:,}\nloss          {total.loss:.4f} nats/{unit}\n"
+        f"{bytes_line}bits/char     {result['bits_per_char']:.4f}\n"
+        f"perplexity    {total.perplexity:.3f}\n"
         f"accuracy      {total.accuracy:.2%}\nskipped       {skipped}"
     )
+
+
+def _held_out(model, name: str, vocab: str, kind: str, train_cfg, max_chars: int | None):
+    """Score the run's own held-out tail (its first `max_chars`), with progress on stderr."""
+    from charrnn_cli import encode
+    from charrnn_cli.data import split
+    from charrnn_cli.evaluate import eval_rows, score
+    from charrnn_cli.progress import Reporter
+    from charrnn_cli.vocab import characters_in
+
+    cf = _run_corpus(name)
+    with Reporter(f"encoding {cf.name}") as progress:
+        data = encode.load(cf.path, cf.sha256, kind, progress)
+    if data.vocab != vocab:
+        raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary")
+    _, val_ids = split(data.ids, train_cfg.val_fraction)
+    rows = eval_rows(val_ids[:max_chars])
+    dev = next(model.parameters()).device
+    with Reporter("scoring the held-out text", unit="k chars", scale=1e3) as progress:
+        total = score(model, rows, dev, progress=progress)
+    chars = characters_in(rows[:, 1:]) if kind == "bytes" else total.chars
+    source = f"{cf.name} (held-out {train_cfg.val_fraction:g})"
+    if max_chars is not None and max_chars < len(val_ids):
+        source += f", its first {max_chars:,} characters"
+    return total, chars, source
+
+
+def _text(model, corpus: str, vocab: str, kind: str, strict: bool, max_chars: int | None):
+    """Score any text, read in blocks; characters outside the vocabulary are skipped."""
+    import numpy as np
+
+    from charrnn_cli import encode
+    from charrnn_cli.evaluate import Score, eval_rows, score
+    from charrnn_cli.vocab import characters_in
+
+    dev = next(model.parameters()).device
+    total, chars, skipped = Score(), 0, 0
+    for text in _blocks(corpus):
+        if kind == "bytes":
+            ids, dropped = np.frombuffer(text.encode("utf-8"), dtype=np.uint8), 0
+        else:
+            ids, dropped = encode.encode_text(text, vocab)
+        if dropped and strict:
+            shown = ", ".join(repr(c) for c in encode.unknown_chars(text, vocab)[:10])
+            raise UsageError(
+                f"the text has characters outside the run's vocabulary: {shown} "
+                "(without --strict they are counted and skipped)"
+            )
+        skipped += dropped
+        if max_chars is not None:
+            ids = ids[: max(0, max_chars - total.chars - 1)]
+        if len(ids) >= 2:
+            rows = eval_rows(ids)
+            total.add(score(model, rows, dev))
+            chars += characters_in(rows[:, 1:]) if kind == "bytes" else 0
+        if max_chars is not None and total.chars >= max_chars - 1:
+            break
+    if total.chars == 0:
+        raise UsageError("the text has fewer than 2 characters the run knows: nothing to score")
+    return total, chars, skipped
 
 
 def _run_corpus(name: str):

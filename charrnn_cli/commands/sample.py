@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import typer
 
 from charrnn_cli import console, store
+from charrnn_cli import vocab as vocabulary
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError, UsageError
 
@@ -95,14 +96,20 @@ def sample(
         raise UsageError("--beam-width needs a finite --len")
     _check_lines_options(lines, novel, unique, min_line_len, max_line_len, num, beam_width)
     seed = _read_seed(seed)
-    from charrnn_cli.checkpoint import load_run
+    from charrnn_cli.checkpoint import configs, load_run
     from charrnn_cli.draw import Strategy
 
     batched = lines is not None or (num > 1 and length > 0 and beam_width is None)
     model, vocab, ck, name = load_run(run, checkpoint, _sampling_device(run, device, batched))
+    kind = configs(ck)[0].vocab
+    if kind == "bytes" and lines is not None:
+        raise UsageError("--lines needs a run of characters; this run reads bytes (--vocab bytes)")
     if parallel is None:
         parallel = PARALLEL["cpu" if model.head.weight.device.type == "cpu" else "accelerator"]
-    text = _known_seed(seed or "", vocab, unknown)
+    text = _known_seed(seed or "", vocab, unknown) if kind == "chars" else seed or ""
+    seed_ids = vocabulary.seed_ids(text, kind, vocab)
+    # a byte run samples bytes: decoded as they come, invalid sequences shown as U+FFFD
+    decoder = vocabulary.Utf8Bytes() if kind == "bytes" else None
     strategy = Strategy(0.0 if greedy else temperature, top_k, top_p)
     with console.pipe_guard():
         if lines is not None:
@@ -119,7 +126,7 @@ def sample(
             samples = sample_many(
                 model,
                 vocab,
-                _ids(text, vocab),
+                seed_ids,
                 length,
                 strategy,
                 num,
@@ -128,14 +135,17 @@ def sample(
                 unigram=ck.get("unigram"),
             )
             for k, body in enumerate(samples):
+                body = body if decoder is None else decoder.feed(body, final=True)
                 _write((separator if k else "") + heading + body)
         else:
             for k in range(num):
                 _write((separator if k else "") + heading)
                 rs = None if random_seed is None else random_seed + k
-                _write_one(model, vocab, text, length, strategy, beam_width, rs, ck.get("unigram"))
+                _write_one(model, vocab, seed_ids, length, strategy, beam_width, rs, ck, decoder)
         if sys.stdout.isatty():
             _write("\n")
+    if decoder is not None and decoder.replaced:
+        console.warn(f"{decoder.replaced} invalid UTF-8 byte sequences were shown as U+FFFD")
 
 
 def _read_seed(seed: str | None) -> str:
@@ -178,25 +188,21 @@ def _known_seed(text: str, vocab: str, unknown: str) -> str:
     return "".join(c for c in text if c in vocab) if missing else text
 
 
-def _ids(text: str, vocab: str) -> list[int]:
-    stoi = {c: i for i, c in enumerate(vocab)}
-    return [stoi[c] for c in text]
-
-
-def _write_one(model, vocab, text, length, strategy, beam_width, random_seed, unigram) -> None:
-    """One sample, streamed as it is made (a beam search's continuation at once)."""
+def _write_one(model, vocab, seed_ids, length, strategy, beam_width, random_seed, ck, decoder):
+    """One sample, streamed as it is made (a beam search's continuation at once); a byte run's
+    through its decoder, so no character is ever cut."""
     from charrnn_cli.sample import beam_search, sample
 
-    seed_ids = _ids(text, vocab)
     if beam_width is not None:
         if not seed_ids:
             raise UsageError("--beam-width needs a --seed to start from")
-        _write(beam_search(model, vocab, seed_ids, length, beam_width))
+        best = beam_search(model, vocab, seed_ids, length, beam_width)
+        _write("".join(vocabulary.readable([best], decoder)))
         return
     limit = None if length == 0 else length
-    _stream(
-        sample(model, vocab, seed_ids, limit, strategy, random_seed=random_seed, unigram=unigram)
-    )
+    rs, unigram = random_seed, ck.get("unigram")
+    chars = sample(model, vocab, seed_ids, limit, strategy, random_seed=rs, unigram=unigram)
+    _stream(vocabulary.readable(chars, decoder))
 
 
 def _check_lines_options(lines, novel, unique, min_line_len, max_line_len, num, beam_width):

@@ -54,6 +54,10 @@ def train(
         ),
     ] = None,
     cell: Annotated[config.Cell | None, _opt("Recurrent cell [lstm].", PANEL_MODEL)] = None,
+    vocab: Annotated[
+        config.Vocab | None,
+        _opt("Read characters, or UTF-8 bytes (256 ids, bits/byte) [chars].", PANEL_MODEL),
+    ] = None,
     layers: Annotated[int | None, _opt("Recurrent layers [2].", PANEL_MODEL, min=1, max=16)] = None,
     hidden_size: Annotated[
         int | None, _opt("Units per layer [128].", PANEL_MODEL, min=1, max=16384)
@@ -117,6 +121,10 @@ def train(
     eval_every: Annotated[
         int | None, _opt("Evaluate every N steps [500].", PANEL_RUN, min=1)
     ] = None,
+    eval_chars: Annotated[
+        int | None,
+        _opt("Held-out characters an evaluation scores; 0: all [250000].", PANEL_RUN, min=0),
+    ] = None,
     save_every: Annotated[
         float | None, _opt("Checkpoint every N minutes [5].", PANEL_RUN, min=0.0)
     ] = None,
@@ -148,12 +156,14 @@ def train(
 
         raise typer.Exit(launch(nproc))
     from charrnn_cli.distributed import from_env
+    from charrnn_cli.progress import Reporter
     from charrnn_cli.session import prepare
     from charrnn_cli.train import train as run_training
 
     comm = from_env(device or "auto")
     try:
-        job = prepare(corpus, run, resume, preset, given, comm)
+        with Reporter("encoding the corpus", quiet=quiet or not comm.is_main) as progress:
+            job = prepare(corpus, run, resume, preset, given, comm, progress)
         stopper = Stopper()
         with store.lock(job.name) if comm.is_main else contextlib.nullcontext(), stopper:
             records = run_training(job, should_stop=stopper.reason, comm=comm)

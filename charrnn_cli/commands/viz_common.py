@@ -83,6 +83,8 @@ def prepare(
     if text is not None and corpus is not None:
         raise UsageError("give --text or --corpus, not both")
     model, vocab, data, name = load_run(run, checkpoint, device)
+    if model.cfg.vocab == "bytes":  # a cell's trace is drawn over characters, one per step
+        raise UsageError(f"viz needs a run of characters; run {name!r} reads bytes")
     if text is None and corpus is None:
         text = vizdata.held_out_text(name, data, vocab, max_chars or held_out_chars)
         source = f"the first {len(text):,} characters of the held-out text"

@@ -1,0 +1,76 @@
+"""A `--vocab bytes` run end to end: it trains on UTF-8 bytes, samples text that is always
+valid UTF-8, scores in bits per byte (and per character), records its kind, resumes as one.
+Also `charrnn eval --max-chars`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from charrnn_cli import checkpoint, store
+from tests.helpers import TINY
+
+MIXED = "naïve café, 言語の処理, Ελληνικά — “quoted”\n"
+
+
+@pytest.fixture
+def byte_run(cli, tmp_path, tiny_text):
+    path = tmp_path / "mixed.txt"
+    path.write_text((tiny_text + MIXED) * 3, encoding="utf-8")
+    r = cli("train", "--corpus", str(path), "--run", "b", "--vocab", "bytes", *TINY,
+            "--max-steps", "60", "--eval-every", "30")  # fmt: skip
+    assert r.code == 0, r.err
+    return "b"
+
+
+def test_a_byte_run_reads_256_ids_and_its_checkpoint_says_so(byte_run, charrnn_home):
+    ck = checkpoint.load(store.run_dir(byte_run) / "last.pt")
+    model_cfg, _ = checkpoint.configs(ck)
+    assert model_cfg.vocab == "bytes" and model_cfg.vocab_size == 256 and len(ck["vocab"]) == 256
+    assert store.read_config(byte_run)["model"]["vocab"] == "bytes"
+
+
+def test_a_byte_run_samples_valid_utf8_from_a_non_ascii_seed(cli, byte_run):
+    r = cli("sample", "--run", byte_run, "--seed", "言語", "--len", "400", "--random-seed", "3",
+            "--temperature", "1.5")  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.out.startswith("言語") and len(r.out.encode("utf-8")) >= 400
+    r.out.encode("utf-8")  # no lone surrogates: every character whole
+    if "\ufffd" in r.out[2:]:  # a wild sample may draw invalid bytes: shown and counted
+        assert "invalid UTF-8 byte sequences were shown as U+FFFD" in r.err
+    greedy = cli("sample", "--run", byte_run, "--seed", "é", "--beam-width", "2", "--len", "30")
+    assert greedy.code == 0 and greedy.out.startswith("é")
+
+
+def test_eval_of_a_byte_run_reports_bits_per_byte_and_per_character(cli, byte_run, tmp_path):
+    d = json.loads(cli("eval", "--run", byte_run, "--json").out)
+    assert d["bits_per_byte"] == pytest.approx(d["loss"] / 0.6931471805599453)
+    assert d["bytes"] > d["chars"] > 0  # the tail holds multi-byte characters
+    assert d["bits_per_char"] == pytest.approx(d["bits_per_byte"] * d["bytes"] / d["chars"])
+    other = tmp_path / "other.txt"
+    other.write_text(MIXED * 4, encoding="utf-8")
+    text = json.loads(cli("eval", "--run", byte_run, "--corpus", str(other), "--json").out)
+    assert text["skipped"] == 0 and text["bytes"] > text["chars"]  # no byte is unknown
+    human = cli("eval", "--run", byte_run)
+    assert "bits/byte" in human.out and "nats/byte" in human.out
+
+
+def test_a_byte_run_resumes_as_one_and_refuses_to_become_a_character_run(cli, byte_run):
+    r = cli("train", "--run", byte_run, "--resume", "--max-steps", "70")
+    assert r.code == 0, r.err
+    r = cli("train", "--run", byte_run, "--resume", "--vocab", "chars", "--max-steps", "80")
+    assert r.code == 2 and "--vocab chars differs from the run's stored bytes" in r.err
+
+
+def test_eval_max_chars_scores_the_start_of_the_tail(cli, tiny_corpus):
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "c", *TINY, "--max-steps", "10",
+            "--val-fraction", "0.5")  # fmt: skip
+    assert r.code == 0, r.err
+    whole = json.loads(cli("eval", "--run", "c", "--json").out)
+    part = json.loads(cli("eval", "--run", "c", "--json", "--max-chars", "1600").out)
+    assert part["chars"] == 1600 - 16 < whole["chars"]  # 16 streams, each's first one unscored
+    assert "its first 1,600 characters" in part["text"]
+    file_part = cli("eval", "--run", "c", "--json", "--corpus", str(tiny_corpus), "--max-chars",
+                    "500")  # fmt: skip
+    assert json.loads(file_part.out)["chars"] <= 500
