@@ -43,6 +43,25 @@ def test_a_byte_run_samples_valid_utf8_from_a_non_ascii_seed(cli, byte_run):
     assert greedy.code == 0 and greedy.out.startswith("é")
 
 
+def test_many_samples_of_a_byte_run_at_once_are_each_valid_utf8(cli, byte_run):
+    """--num draws the streams side by side; each is decoded whole, none cut mid-character."""
+    r = cli("sample", "--run", byte_run, "--seed", "言", "--len", "200", "--num", "3",
+            "--separator", "\n@@\n", "--random-seed", "5", "--temperature", "1.5")  # fmt: skip
+    assert r.code == 0, r.err
+    bodies = r.out.split("\n@@\n")
+    assert len(bodies) == 3 and all(b.startswith("言") for b in bodies)
+    assert len({b for b in bodies}) == 3  # three draws, not one repeated
+    r.out.encode("utf-8")  # every character whole
+
+
+@pytest.mark.parametrize(
+    "args", [("sample", "--lines", "3"), ("viz", "surprise", "--text", "abc")], ids=["lines", "viz"]
+)
+def test_what_works_on_characters_only_refuses_a_byte_run_in_one_line(cli, byte_run, args):
+    r = cli(*args, "--run", byte_run)
+    assert r.code == 2 and "reads bytes" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
 def test_eval_of_a_byte_run_reports_bits_per_byte_and_per_character(cli, byte_run, tmp_path):
     d = json.loads(cli("eval", "--run", byte_run, "--json").out)
     assert d["bits_per_byte"] == pytest.approx(d["loss"] / 0.6931471805599453)
