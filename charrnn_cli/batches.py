@@ -30,10 +30,11 @@ import torch
 
 from charrnn_cli.config import TrainConfig
 from charrnn_cli.data import split
-from charrnn_cli.encode import count_ids
+from charrnn_cli.encode import count_ids, release
 from charrnn_cli.evaluate import eval_rows
 
 CPU = torch.device("cpu")
+RELEASE_BYTES = 1 << 20  # read of each row between lettings-go: B streams keep B MB resident
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Streams:
 
     ids: np.ndarray  # (B, N) a view, in the ids' own dtype
     device: torch.device = CPU
+    read_to: int = 0  # columns before this were read and their pages let go
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -52,12 +54,25 @@ class Streams:
     def window(self, k: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Window k: inputs and next-character targets, each (B, T), on the device."""
         start = k * seq_len
+        self._let_go(start)
         part = torch.from_numpy(self.ids[:, start : start + seq_len + 1].astype(np.int64))
         if self.device.type == "cuda":
             part = part.pin_memory().to(self.device, non_blocking=True)
         elif self.device.type != "cpu":
             part = part.to(self.device)
         return part[:, :-1], part[:, 1:]  # (B, T) each
+
+    def _let_go(self, start: int) -> None:
+        """The pages a mapped row has moved past stay in this process's resident set until
+        let go: over an epoch of a 1 GB corpus that is the whole file, counted as the trainer's
+        memory. Let them go every RELEASE_BYTES of each row (they stay in the page cache)."""
+        if start < self.read_to:  # a new epoch
+            self.read_to = 0
+        if (start - self.read_to) * self.ids.itemsize < RELEASE_BYTES:
+            return
+        for row in self.ids:
+            release(row[self.read_to : start])
+        self.read_to = start
 
 
 def streams(ids: np.ndarray, batch_size: int, device: torch.device = CPU) -> Streams:

@@ -74,3 +74,30 @@ def test_evaluations_score_a_fixed_piece_from_the_start_of_the_tail():
     assert np.array_equal(piece.val_rows.reshape(-1), ids[4800:5600])
     big = batches.deal(ids, 13, TrainConfig(val_fraction=0.5, eval_chars=10**9), 0, 1, CPU)
     assert np.array_equal(big.val_rows, whole.val_rows)  # a cap above the tail: all of it
+
+
+def test_streams_let_go_of_the_pages_they_have_read_and_only_those(monkeypatch, tmp_path):
+    """Over an epoch a mapped row's pages would all stay resident: every RELEASE_BYTES the
+    columns read so far are let go, each range once, never past the window being read."""
+    path = tmp_path / "ids.npy"
+    np.save(path, np.arange(4 * 1000, dtype=np.uint16) % 7)
+    ids = np.load(path, mmap_mode="r")
+    let_go: list[tuple[int, int]] = []
+
+    def release(view: np.ndarray) -> None:
+        assert isinstance(view, np.memmap) and view.flags.c_contiguous
+        first = (view.__array_interface__["data"][0] - ids.__array_interface__["data"][0]) // 2
+        let_go.append((first, first + len(view)))
+
+    monkeypatch.setattr(batches, "release", release)
+    monkeypatch.setattr(batches, "RELEASE_BYTES", 100)  # 50 columns of uint16
+    rows = batches.streams(ids, 4)  # (4, 1000)
+    for _epoch in range(2):
+        for k in range(batches.steps_per_epoch(rows, 10)):
+            before = len(let_go)
+            x, y = rows.window(k, 10)
+            assert x.dtype == torch.int64 and torch.equal(x[:, 1:], y[:, :-1])
+            for first, end in let_go[before:]:  # never the window read now, nor past it
+                assert end <= first // 1000 * 1000 + k * 10
+    per_epoch = [(r * 1000 + a, r * 1000 + a + 50) for a in range(0, 950, 50) for r in range(4)]
+    assert sorted(let_go) == sorted(per_epoch * 2)
