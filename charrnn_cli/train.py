@@ -29,6 +29,7 @@ from charrnn_cli.data import Job, check_data
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
+from charrnn_cli.finetune import init_from
 from charrnn_cli.model import CharRNN, detach
 from charrnn_cli.optim import lr_at, make_optimizer
 from charrnn_cli.train_state import Kind, Meter, Record, TrainState, keep_streams
@@ -101,7 +102,7 @@ class Trainer:
         self.last_save = 0.0
 
     def restore(self) -> None:
-        """Take up where the checkpoint left off (a resumed job), and set the step budget."""
+        """Take up where the checkpoint (fine-tuning: the parent's) left off; set the budget."""
         ck, self._ck = self._ck, None
         if ck is not None:
             checkpoint.restore(ck, self.run / "last.pt", self.model, self.opt, self.scaler)
@@ -109,6 +110,8 @@ class Trainer:
             rngs = ck.get("rng") or []
             if self.comm.rank < len(rngs):
                 checkpoint.set_rng_state(rngs[self.comm.rank])
+        elif self.job.parent is not None:  # fine-tuning: the parent's weights, a fresh optimizer
+            init_from(self.model, self.job, self.comm)
         s, tcfg = self.state, self.tcfg
         self.total = per_run = self.shard.per_epoch * tcfg.epochs
         if tcfg.max_steps is not None:

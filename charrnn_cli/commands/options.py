@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from charrnn_cli import store
+from charrnn_cli import lineage, store
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 PANEL_RUN = "Run"  # `charrnn train --help` groups its options in panels
@@ -34,4 +34,16 @@ DeviceOption = Annotated[str, typer.Option(help=f"{DEVICES}.")]
 TrainDeviceOption = Annotated[
     str | None,
     typer.Option(help=f"{DEVICES} [auto].", rich_help_panel=PANEL_RUN, show_default=False),
+]
+# `charrnn train --init-from`: the parent run to fine-tune (lineage.py)
+InitFromOption = Annotated[
+    str | None,
+    _run(
+        "Fine-tune: start from RUN[:best|last]'s weights (best by default) on --corpus. The "
+        "model's shape is the parent's; new characters are appended to its vocabulary. --lr "
+        f"defaults to {lineage.LR_FRACTION:g} x the preset's (measured: README, Fine-tuning).",
+        rich_help_panel=PANEL_RUN,
+        show_default=False,
+        metavar="RUN[:best|last]",
+    ),
 ]

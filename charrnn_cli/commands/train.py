@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from charrnn_cli import config, console, store
-from charrnn_cli.commands.options import PANEL_RUN, NewRunOption, TrainDeviceOption
+from charrnn_cli import config, console, lineage, store
+from charrnn_cli.commands.options import (
+    PANEL_RUN,
+    InitFromOption,
+    NewRunOption,
+    TrainDeviceOption,
+)
 from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
 
 if TYPE_CHECKING:
@@ -45,6 +50,7 @@ def train(
     ] = None,
     run: NewRunOption = None,
     resume: Annotated[bool, _opt("Continue --run from its last checkpoint.", PANEL_RUN)] = False,
+    init_from: InitFromOption = None,
     preset: Annotated[
         config.Preset | None,
         _opt(
@@ -139,7 +145,9 @@ def train(
 
     comm = from_env(device or "auto")
     try:
-        job = prepare(corpus, run, resume, preset, given, comm)
+        job = prepare(corpus, run, resume, preset, given, comm, init_from)
+        if job.parent is not None and comm.is_main and not quiet:  # markup off: '[' may be added
+            console.err().print(lineage.describe(job.parent), markup=False, soft_wrap=True)
         stopper = _Stopper()
         with store.lock(job.name) if comm.is_main else contextlib.nullcontext(), stopper:
             records = run_training(job, should_stop=stopper.reason, comm=comm)
