@@ -39,6 +39,7 @@ def evaluate(
     from charrnn_cli.checkpoint import configs, load_run
     from charrnn_cli.data import split
     from charrnn_cli.evaluate import Score, eval_rows, score
+    from charrnn_cli.lineage import remap
 
     model, vocab, ck, name = load_run(run, checkpoint, device)
     dev = next(model.parameters()).device
@@ -47,8 +48,12 @@ def evaluate(
         _, tcfg = configs(ck)
         cf = _run_corpus(name)
         data = encode.load(cf.path, cf.sha256)
-        if data.vocab != vocab:
-            raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary")
+        try:  # a fine-tuned run's vocabulary extends its corpus's: move the ids onto it
+            data = remap(data, vocab)
+        except CharrnnError:
+            raise CharrnnError(
+                f"the corpus of run {name!r} no longer matches its vocabulary"
+            ) from None
         _, val_ids = split(data.ids, tcfg.val_fraction)
         total = score(model, eval_rows(val_ids), dev)
         source = f"{cf.name} (held-out {tcfg.val_fraction:g})"

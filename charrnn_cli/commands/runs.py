@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from charrnn_cli import console, store
+from charrnn_cli import console, lineage, store
 from charrnn_cli.errors import CharrnnError
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ RunName = Annotated[
     ),
 ]
 COLUMNS = ("run", "corpus", "cell", "size", "params", "steps", "epochs", "best loss", "bits/char")
-COLUMNS += ("device", "modified")
+COLUMNS += ("device", "modified", "parent")
 
 
 @app.callback()
@@ -42,7 +42,7 @@ def runs(
     rows = []
     for name in store.all_names():
         try:
-            rows.append(store.summary(name))
+            rows.append({**store.summary(name), "parent": lineage.parent_of(name)})
         except CharrnnError as exc:
             console.warn(f"{name}: {exc}")
     if json_out:
@@ -67,7 +67,9 @@ def _cells(r: dict, parameters: str) -> list[str]:
     size = f"{r['layers']}x{r['hidden_size']}"
     loss, bpc = _fmt(r["best_val_loss"]), _fmt(r["best_val_bpc"])
     head = [str(r["name"]), str(r["corpus"]), str(r["cell"]), size, parameters]
-    return head + [str(r["steps"]), str(r["epochs"]), loss, bpc, str(r["device"]), r["modified"]]
+    parent = (r.get("parent") or {}).get("run") or "-"
+    tail = [str(r["device"]), r["modified"], str(parent)]
+    return head + [str(r["steps"]), str(r["epochs"]), loss, bpc, *tail]
 
 
 def _table(rows: list[dict]) -> None:
@@ -96,8 +98,9 @@ def show(
     name = store.resolve(name)
     cfg = store.read_config(name)
     metrics = store.read_metrics(name)
+    chain = lineage.chain(name)
     if json_out:
-        console.out_json({"config": cfg, "metrics": metrics})
+        console.out_json({"config": cfg, "metrics": metrics, "lineage": chain})
         return
     summary = store.summary(name)
     m = cfg["model"]
@@ -113,8 +116,10 @@ def show(
         f"best held-out {_fmt(summary['best_val_loss'])} nats "
         f"({_fmt(summary['best_val_bpc'])} bits)",
         f"device      {cfg.get('device')}; torch {cfg.get('torch')}, charrnn {cfg.get('charrnn')}",
-        "",
     ]
+    if chain:
+        lines.append("lineage     " + " <- ".join([name, *map(_ancestor, chain)]))
+    lines.append("")
     console.out("\n".join(lines))
     train = [(r["step"], r["train_loss"]) for r in metrics if r.get("train_loss") is not None]
     val = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
@@ -122,6 +127,16 @@ def show(
     if plot is not None:
         write_png(plot, {"train": train, "held-out": val}, title=name)
         console.log(f"wrote {plot}")
+
+
+def _ancestor(parent: dict) -> str:
+    """A parent in the lineage line: `name (best.pt at step 1200 on tinyshakespeare, +12 chars)`."""
+    gone = "" if parent.get("exists") else ", since removed"
+    corpus = (parent.get("corpus") or {}).get("name")
+    return (
+        f"{parent.get('run')} ({parent.get('checkpoint')}.pt at step {parent.get('step')} on "
+        f"{corpus}, +{len(parent.get('added') or '')} characters{gone})"
+    )
 
 
 @app.command("path")
