@@ -11,6 +11,7 @@ import sys
 from benchmarks import (
     data,
     ddp,
+    finetune,
     memory,
     quality,
     sample_quality,
@@ -28,6 +29,7 @@ SUITE = {
     "memory": memory.run,
     "ddp": ddp.run,
     "quality": quality.run,
+    "finetune": finetune.run,
 }
 
 

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 # The options that fix the model's shape: a fine-tuned run takes them from its parent
 SHAPE_KEYS = ("cell", "layers", "hidden_size", "embed_size", "tie_weights")
 CHECKPOINTS = ("best", "last")
-# Fine-tuning's peak learning rate, as a fraction of the preset's --lr when --lr is not given:
-# a parent on Tiny Shakespeare fine-tuned for 300 steps on the Debian licence texts reached the
-# lowest held-out loss at this fraction (README, "Fine-tuning", has the figures)
-LR_FRACTION = 0.3
 MAX_DEPTH = 64  # generations `chain` follows: a hand-edited config could make a cycle
 SHOWN_ADDED = 20  # the first added characters named on stderr
 

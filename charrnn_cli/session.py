@@ -40,8 +40,6 @@ def prepare(
     if parent is not None:
         given = lineage.shaped(parent, given)
     model_cfg, train_cfg = config.build(given, preset)
-    if parent is not None and given.get("lr") is None:  # a gentler rate than from scratch
-        train_cfg.lr *= lineage.LR_FRACTION
     cf = corpora.resolve(corpus_spec or corpora.DEFAULT)
     data = encode.load(cf.path, cf.sha256)
     if parent is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn_cli import checkpoint, console, finetune, session, store
+from charrnn_cli import checkpoint, config, console, finetune, session, store
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError
 from charrnn_cli.train import Trainer
@@ -127,7 +127,6 @@ def test_a_fine_tuned_run_leaves_its_parent_untouched_and_records_it(
     assert rec["step"] == best["step"] and rec["corpus"] == pcfg["corpus"]
     assert rec["sha256"] == hashlib.sha256((parent / "best.pt").read_bytes()).hexdigest()
     assert ccfg["model"]["hidden_size"] == pcfg["model"]["hidden_size"]
-    assert ccfg["train"]["lr"] < pcfg["train"]["lr"]  # fine-tuning's gentler default
     rows = {row["name"]: row for row in json.loads(cli("runs", "--json").out)}
     assert rows["child"]["parent"]["run"] == "parent" and rows["parent"]["parent"] is None
     assert cli("runs").out.splitlines()[0].split("\t")[-1] in ("parent", "-")
@@ -196,7 +195,7 @@ def test_presets_and_options_apply_to_the_new_run(parent, new_corpus):
     assert trainer.tcfg.lr == 0.002 and trainer.mcfg.dropout == 0.2
     job = session.prepare(str(new_corpus), "c", False, "cpu", {}, Comm(), "parent")
     assert job.model.hidden_size == 16 and job.train.batch_size == 64  # the shape is the parent's
-    assert job.train.lr < 7e-3  # the preset's rate, lowered for fine-tuning
+    assert job.train.lr == config.PRESETS["cpu"]["lr"] and job.model.dropout == 0.15
 
 
 def test_a_checkpoint_replaced_while_read_is_refused(parent, new_corpus, monkeypatch):

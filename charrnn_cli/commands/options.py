@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from charrnn_cli import lineage, store
+from charrnn_cli import store
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 PANEL_RUN = "Run"  # `charrnn train --help` groups its options in panels
@@ -41,7 +41,8 @@ InitFromOption = Annotated[
     _run(
         "Fine-tune: start from RUN[:best|last]'s weights (best by default) on --corpus. The "
         "model's shape is the parent's; new characters are appended to its vocabulary. --lr "
-        f"defaults to {lineage.LR_FRACTION:g} x the preset's (measured: README, Fine-tuning).",
+        "is the preset's, as from scratch: lower rates learnt the new text more slowly "
+        "(measured: README, Fine-tuning).",
         rich_help_panel=PANEL_RUN,
         show_default=False,
         metavar="RUN[:best|last]",
