@@ -14,18 +14,25 @@ the parent run.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import config, paths, store
 from charrnn_cli.data import ParentRecord
-from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
 
 if TYPE_CHECKING:
     from charrnn_cli.encode import Encoded
 
-# The options that fix the model's shape: a fine-tuned run takes them from its parent
-SHAPE_KEYS = ("cell", "layers", "hidden_size", "embed_size", "tie_weights")
+# The options that fix the model's parameters: a fine-tuned run takes them from its parent.
+# Every model field but the vocabulary's size (the data's) and dropout (a training choice):
+# cell, layers, hidden_size, embed_size, tie_weights, and any field added later.
+SHAPE_KEYS = tuple(
+    f.name
+    for f in dataclasses.fields(config.ModelConfig)
+    if f.name not in ("vocab_size", "dropout")
+)
 CHECKPOINTS = ("best", "last")
 MAX_DEPTH = 64  # generations `chain` follows: a hand-edited config could make a cycle
 SHOWN_ADDED = 20  # the first added characters named on stderr
@@ -71,16 +78,19 @@ def plan(spec: str) -> Plan:
 def shaped(parent: Plan, given: dict[str, Any]) -> dict[str, Any]:
     """The options given, with the model's shape set to the parent's; a shape option given with
     another value is refused, naming the parent's."""
-    stored = parent.config["model"]
+    try:  # from_dict fills what older runs did not store with the value they trained with
+        stored = dataclasses.asdict(config.from_dict(parent.config)[0])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CorruptFileError(f"run {parent.name!r}'s config.json is damaged: {exc}") from None
     for key in SHAPE_KEYS:
         value = given.get(key)
-        if value is not None and value != stored.get(key):
+        if value is not None and value != stored[key]:
             raise UsageError(
                 f"{_option(key, value)} differs from the parent run {parent.name!r} "
-                f"({_option(key, stored.get(key))}): a fine-tuned run keeps its parent's model "
+                f"({_option(key, stored[key])}): a fine-tuned run keeps its parent's model "
                 f"shape (drop {config.flag(key)}, or train a new run without --init-from)"
             )
-    return {**given, **{key: stored[key] for key in SHAPE_KEYS if key in stored}}
+    return {**given, **{key: stored[key] for key in SHAPE_KEYS}}
 
 
 def _option(key: str, value: Any) -> str:

@@ -24,12 +24,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn_cli import batches, checkpoint, device, store
+from charrnn_cli import batches, checkpoint, device, finetune, store
 from charrnn_cli.data import Job, check_data
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
-from charrnn_cli.finetune import init_from
 from charrnn_cli.model import CharRNN, detach
 from charrnn_cli.optim import lr_at, make_optimizer
 from charrnn_cli.train_state import Kind, Meter, Record, TrainState, keep_streams
@@ -111,7 +110,7 @@ class Trainer:
             if self.comm.rank < len(rngs):
                 checkpoint.set_rng_state(rngs[self.comm.rank])
         elif self.job.parent is not None:  # fine-tuning: the parent's weights, a fresh optimizer
-            init_from(self.model, self.job, self.comm)
+            finetune.init_from(self.model, self.job, self.comm)
         s, tcfg = self.state, self.tcfg
         self.total = per_run = self.shard.per_epoch * tcfg.epochs
         if tcfg.max_steps is not None:
