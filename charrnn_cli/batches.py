@@ -83,3 +83,9 @@ def deal(
     unigram = np.bincount(train_ids, minlength=vocab_size).tolist()
     per_epoch = steps_per_epoch(rows, cfg.seq_len)
     return Shard(rows, val_rows, per_epoch, len(train_ids), len(val_ids), unigram)
+
+
+def restart_mask(seed: int, step: int, streams: int, p: float) -> torch.Tensor:
+    """(streams,) bool: which streams restart at `step`, a function of the seed and step only."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.rand(streams, generator=gen) < p

@@ -11,6 +11,7 @@ GPU-trained run samples on a laptop.
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 import warnings
@@ -19,7 +20,7 @@ from typing import Any
 
 import torch
 
-from charrnn_cli import paths
+from charrnn_cli import paths, records
 from charrnn_cli.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.model import CharRNN
@@ -56,22 +57,100 @@ def load(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict) or "model" not in data or "config" not in data:
         raise CorruptFileError(f"checkpoint {path} is not a charrnn checkpoint")
-    if int(data.get("format", 0)) > FORMAT:
+    version = data.get("format", 0)
+    if records.is_int(version) and version > FORMAT:
         raise CorruptFileError(
-            f"checkpoint {path} has format {data.get('format')}, newer than this charrnn reads "
+            f"checkpoint {path} has format {version}, newer than this charrnn reads "
             f"({FORMAT}): upgrade charrnn"
         )
+    problem = _problem(data)
+    if problem is not None:
+        raise CorruptFileError(f"checkpoint {path} is damaged: {problem}")
     return data
+
+
+def _problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of a loaded checkpoint (it unpickled as plain data, but any
+    field may hold anything): the weights, the config, the vocabulary, the training state."""
+    weights = data["model"]
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        return "the weights are not named tensors"
+    cfg = data["config"]
+    why = records.config_problem(cfg, corpus=False)
+    if why is not None:
+        return f"config: {why}"
+    vocab = data.get("vocab")
+    if not isinstance(vocab, str) or len(vocab) != cfg["model"].get("vocab_size", len(vocab)):
+        return "the vocabulary is not a string of vocab_size characters"
+    if "format" in data and not records.is_int(data["format"]):
+        return "format is not a whole number"
+    for key in ("step", "epoch", "cursor", "skipped_steps", "world_size"):
+        if key in data and not records.is_int(data[key]):
+            return f"{key} is not a whole number"
+    for key in ("elapsed_s", "best_val_loss", "train_loss_smooth"):
+        value = data.get(key)
+        if value is not None and not (records.is_number(value) or value == math.inf):
+            return f"{key} is not a number"
+    return _state_problem(data, cfg["model"])
+
+
+def _state_problem(data: dict[str, Any], model: dict[str, Any]) -> str | None:
+    """The training state an exact resume restores: streams, random states, optimizer."""
+    hidden = data.get("hidden") or []
+    width = (model.get("layers"), model.get("hidden_size"))
+    if not isinstance(hidden, list) or not all(
+        isinstance(t, torch.Tensor) and t.ndim == 3 and (t.shape[0], t.shape[2]) == width
+        for t in hidden
+    ):
+        return "the streams' state does not fit the model"
+    rngs = data.get("rng") or []
+    for state in rngs if isinstance(rngs, list) else [None]:
+        if not _rng_fits(state):
+            return "a random-number state is damaged"
+    if "optimizer" in data and not (
+        isinstance(data["optimizer"], dict)
+        and isinstance(data["optimizer"].get("state"), dict)
+        and isinstance(data["optimizer"].get("param_groups"), list)
+    ):
+        return "the optimizer state is damaged"
+    unigram = data.get("unigram")
+    if unigram is not None and not (
+        isinstance(unigram, list) and all(map(records.is_int, unigram))
+    ):
+        return "the character counts are damaged"
+    return None
+
+
+def _rng_fits(state: Any) -> bool:
+    """Whether `state` is one process's random states as `rng_state` makes them."""
+    if not isinstance(state, dict):
+        return False
+    cpu, python, cuda = state.get("torch"), state.get("python"), state.get("cuda", [])
+    generators = [cpu, *cuda] if isinstance(cuda, list) else [None]
+    if not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in generators):
+        return False
+    if cpu.numel() != torch.get_rng_state().numel():
+        return False
+    return (
+        isinstance(python, list)
+        and len(python) == 625
+        and all(records.is_int(v) and v < 2**32 for v in python)
+        and python[-1] <= 624  # the position in the Mersenne Twister's state
+    )
 
 
 def build_model(data: dict[str, Any], device: torch.device) -> tuple[CharRNN, str]:
     """The model of a loaded checkpoint on `device`, and its vocabulary."""
     model_cfg, _ = configs(data)
-    model = CharRNN(model_cfg)
     try:
+        model = CharRNN(model_cfg)
         model.load_state_dict(data["model"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CorruptFileError(f"checkpoint weights do not fit its config: {exc}") from None
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        why = " ".join(str(exc).split())  # torch's message spans lines: one line, shortened
+        why = why if len(why) <= 200 else why[:197] + "..."
+        raise CorruptFileError(f"checkpoint weights do not fit its config: {why}") from None
     model.to(device)
     model.rnn.flatten_parameters()  # contiguous weights for cuDNN after moving/loading
     return model, data["vocab"]
@@ -148,6 +227,9 @@ def load_run(
             raise CharrnnError(f"run {name!r} has no {which}.pt yet; try --checkpoint {other}")
         raise CharrnnError(f"run {name!r} has no checkpoint yet (was it stopped before saving?)")
     data = load(path)
-    model, vocab = build_model(data, device.pick(device_spec))
+    try:
+        model, vocab = build_model(data, device.pick(device_spec))
+    except CorruptFileError as exc:
+        raise CorruptFileError(f"{path}: {exc}") from None
     model.eval()
     return model, vocab, data, name

@@ -12,7 +12,9 @@ error one line and exit 2, a closed stdout a quiet exit, and any other exception
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -26,12 +28,13 @@ from charrnn_cli.commands import info as info_cmd
 from charrnn_cli.commands import runs as runs_cmd
 from charrnn_cli.commands import sample as sample_cmd
 from charrnn_cli.commands import train as train_cmd
+from charrnn_cli.commands import viz as viz_cmd
 from charrnn_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CharrnnError
 
 app = typer.Typer(
     name="charrnn",
     help="Fetch a text corpus, train a character-level RNN, LSTM or GRU on it, "
-    "evaluate it and sample new text.",
+    "evaluate it, sample new text and see what it learned.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -67,6 +70,7 @@ app.command("eval")(eval_cmd.evaluate)
 app.command("sample")(sample_cmd.sample)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("info")(info_cmd.info)
+app.add_typer(viz_cmd.app, name="viz")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from typer.exceptions import Abort, TyperException
 
     args = list(sys.argv[1:] if argv is None else argv)
+    _answer_ctrl_c()
     try:
         rv = app(args=args, prog_name="charrnn", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -98,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if _debug:
             raise
+        if isinstance(exc, ValueError) and "null byte" in str(exc):
+            # only a program can pass a NUL (no shell can), and no file name may hold one
+            console.error("a path or name contains a NUL byte, which no file name may hold")
+            return EXIT_USAGE
         message = _resource_message(exc)
         if message is not None:  # a full disk, a read-only folder, no memory: not a bug
             console.error(message)
@@ -108,6 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def _answer_ctrl_c() -> None:
+    """A shell starts a background job with SIGINT ignored; charrnn answers `kill -INT` the
+    way it answers Ctrl-C from its first moment (exit 130; while training, save first), not
+    only once training has begun (a signal before would be lost, and training run on)."""
+    with contextlib.suppress(ValueError, OSError):  # not the main thread
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _resource_message(exc: BaseException) -> str | None:
     """One line for a failure of the machine rather than of charrnn: a disk that is full or
     read-only, a folder without permission, memory that ran out. None for anything else."""
@@ -116,7 +134,7 @@ def _resource_message(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and paths.is_storage_error(exc):
         reason = paths.STORAGE_ERRNOS[exc.errno or 0]
         where = f": {exc.filename}" if exc.filename else ""
-        return f"{reason}{where}: {paths.storage_hint(exc)}"
+        return f"{reason}{where}: {paths.storage_hint(exc)}"  # CHARRNN_HOME only if it is there
     text = str(exc)
     if isinstance(exc, MemoryError) or (
         isinstance(exc, RuntimeError)

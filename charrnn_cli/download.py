@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import __version__, paths
-from charrnn_cli.errors import CorruptFileError, NetworkError
+from charrnn_cli.errors import CorruptFileError, NetworkError, UsageError
 from charrnn_cli.text import TextSink
 
 if TYPE_CHECKING:
@@ -135,16 +135,19 @@ def download(
     expected_size: int | None = None,
     progress: Progress | None = None,
     opts: DownloadOptions | None = None,
+    rename: Callable[[str], Path] | None = None,
 ) -> tuple[str, int]:
-    """Fetch `url` into `final` atomically and return its (sha256, size).
+    """Fetch `url` into `final` atomically and return its (sha256, size). With `rename`, the
+    verified file is moved to `rename(sha256)` (in the same folder) instead: a text stored by
+    its content, whose name is known only at the end.
 
     Raises NetworkError when the server cannot be reached or answers with an error after the
     retries, CorruptFileError for an empty, binary or non-UTF-8 body, a wrong size or a wrong
     sha256 (naming both hashes). On any failure `final` keeps what it held before.
     """
     opts = opts or DEFAULTS
-    with paths.atomic_writer(final, "w+b") as fh, make_session(opts) as session:
-        sink = TextSink(fh, url, final)
+    with paths.atomic_file(final, "w+b") as pending, make_session(opts) as session:
+        sink = TextSink(pending.fh, url, final)
         _stream(session, url, sink, progress, opts)
         sha, size = sink.finish()
         if expected_size is not None and size != expected_size:
@@ -157,6 +160,8 @@ def download(
                 f"sha256 mismatch for {url}: expected {expected_sha256.lower()}, "
                 f"got {sha}; nothing was cached"
             )
+        if rename is not None:
+            pending.final = rename(sha)
     return sha, size
 
 
@@ -184,8 +189,9 @@ def _stream(
                 stream=True,
                 timeout=(opts.connect_timeout, opts.read_timeout),
             )
-        except requests.exceptions.InvalidURL as exc:
-            raise network_error(url, f"invalid URL ({exc})") from None
+        except (requests.exceptions.InvalidURL, ValueError) as exc:  # urllib3's parse errors
+            # a URL no server could be asked for is the user's typo, not the network's fault
+            raise UsageError(f"malformed URL {url!r}: {str(exc)[:160]}") from None
         except requests.exceptions.RequestException as exc:
             raise network_error(url, describe(exc)) from None
         with resp:

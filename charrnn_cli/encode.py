@@ -4,8 +4,9 @@ The vocabulary is the sorted distinct characters of the text. Encoding never loo
 ASCII text is viewed as bytes and mapped through a 128-entry table; other text is viewed as
 UTF-32 code points and mapped through a table over the code points present. The ids take the
 smallest unsigned dtype that fits (uint8 for up to 256 characters). The result is cached beside
-the corpora keyed by the text's sha256 (`encoded/<sha256>.npy` and `.json`), so a second run
-starts at once. Peak memory stays a small multiple of the file size.
+the corpora keyed by the text's sha256 (`encoded/<sha256>.npy` and `.json`, which also records
+the ids' own sha256, so an entry damaged by hand is encoded again rather than trained on), so a
+second run starts at once. Peak memory stays a small multiple of the file size.
 """
 
 from __future__ import annotations
@@ -108,19 +109,43 @@ def load(path: Path, sha256: str | None = None) -> Encoded:
     digest = sha256 or hashlib.sha256(data).hexdigest()
     folder = paths.cache_dir() / "encoded"
     ids_path, meta_path = folder / f"{digest}.npy", folder / f"{digest}.json"
-    try:
-        vocab = json.loads(meta_path.read_text(encoding="utf-8"))["vocab"]
-        ids = np.load(ids_path, allow_pickle=False)
-        if ids.ndim == 1 and ids.size and int(ids.max()) < len(vocab):
-            return Encoded(ids, vocab, digest)
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # not cached yet, or a damaged cache entry: encode again
+    cached = _cached(ids_path, meta_path)
+    if cached is not None:
+        return Encoded(cached[0], cached[1], digest)
     ids, vocab = encode_bytes(data, str(path))
     del data
     try:
         with paths.atomic_writer(ids_path) as fh:
             np.save(fh, ids, allow_pickle=False)
-        paths.atomic_write_text(meta_path, json.dumps({"vocab": vocab, "length": int(ids.size)}))
+        meta = {"vocab": vocab, "length": int(ids.size), "ids_sha256": _ids_sha256(ids)}
+        paths.atomic_write_text(meta_path, json.dumps(meta))
     except (OSError, WriteError):
         pass  # a read-only cache only costs the next run the encoding time
     return Encoded(ids, vocab, digest)
+
+
+def _cached(ids_path: Path, meta_path: Path) -> tuple[np.ndarray, str] | None:
+    """The ids and vocabulary cached for a text, when every part of the entry checks out (it
+    may have been damaged or edited by hand): a vocabulary of sorted distinct characters, ids
+    of an unsigned type, as many as recorded and hashing as recorded. None: encode again."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        vocab, length, digest = meta["vocab"], meta["length"], meta["ids_sha256"]
+        if not isinstance(vocab, str) or not vocab or list(vocab) != sorted(set(vocab)):
+            return None
+        if not isinstance(length, int) or not isinstance(digest, str):
+            return None
+        mapped = np.load(ids_path, mmap_mode="r", allow_pickle=False)  # the header, checked
+        if mapped.ndim != 1 or mapped.dtype.kind != "u" or mapped.size != length:
+            return None
+        ids = np.array(mapped)
+        del mapped
+        if not ids.size or int(ids.max()) >= len(vocab) or _ids_sha256(ids) != digest:
+            return None
+        return ids, vocab
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None  # not cached yet, or a damaged cache entry
+
+
+def _ids_sha256(ids: np.ndarray) -> str:
+    return hashlib.sha256(memoryview(np.ascontiguousarray(ids)).cast("B")).hexdigest()

@@ -5,10 +5,13 @@ else that escapes is a bug and shows a traceback with `--debug`.
 
 Exit codes (documented in the README and docs/reliability.md):
   0 success, 1 failure, 2 usage, 3 no network, 4 corrupt or untrusted file,
-  5 another process holds the run, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+  5 another process holds the run, 130 interrupted (SIGINT), 143 terminated (SIGTERM), and in
+  general 128 + N when training was stopped (and saved) by signal N (129 for SIGHUP).
 """
 
 from __future__ import annotations
+
+import signal
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -18,6 +21,55 @@ EXIT_CORRUPT = 4
 EXIT_BUSY = 5
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+
+# The signals that end a process by default and can be caught, which training answers like
+# Ctrl-C (finish the step, save, exit 128 + N). Left out: SIGKILL and SIGSTOP (cannot be caught);
+# SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS (the process itself is broken: no
+# step can be trusted to finish); SIGPIPE and SIGXFSZ (Python ignores them, so a closed pipe or a
+# file-size limit is an error where it happens, each with its own message). SIGQUIT (Ctrl-\)
+# would dump core, which helps no one here: like Ctrl-C it saves, and a second one quits at once.
+STOP_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in (
+        "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+        "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGPWR", "SIGIO", "SIGSTKFLT",
+    )
+    if hasattr(signal, name)
+)  # fmt: skip
+
+
+def signal_name(signum: int) -> str:
+    """`SIGHUP`, or `SIGRTMIN+3` for a real-time signal (which have no names of their own)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        low = getattr(signal, "SIGRTMIN", signum)
+        return f"SIGRTMIN+{signum - low}" if signum > low else f"signal {signum}"
+
+
+def stop_signals() -> list[int]:
+    """The signals training should answer now: STOP_SIGNALS and the real-time signals (which
+    also end a process by default). SIGINT and SIGTERM always (a shell starts a background job
+    with SIGINT ignored, yet `kill -INT` should still save); the others only while their action
+    is still the default, so `nohup` (SIGHUP ignored) or a profiler's SIGPROF keeps its meaning."""
+    found = list(STOP_SIGNALS)
+    if hasattr(signal, "SIGRTMIN") and hasattr(signal, "SIGRTMAX"):
+        found += range(signal.SIGRTMIN, signal.SIGRTMAX + 1)
+    always = (signal.SIGINT, signal.SIGTERM)
+    return [s for s in found if s in always or _is_default(s)]
+
+
+def _is_default(signum: int) -> bool:
+    try:
+        return signal.getsignal(signum) == signal.SIG_DFL
+    except (ValueError, OSError):
+        return False
+
+
+def signal_exit_code(signum: int) -> int:
+    """The exit code of a run stopped by signal `signum`: 128 + its number, as a shell reports
+    a process the signal ended (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP)."""
+    return 128 + int(signum)
 
 
 class CharrnnError(Exception):

@@ -7,8 +7,9 @@ torchrun's `--` trap. OMP threads are split between the workers unless OMP_NUM_T
 
 The exit code is the job's: 0 when every rank finished; when a rank fails, the launcher stops the
 others and ends with the failed rank's code and a line naming it (the rank's own error is
-printed above). Ctrl-C or SIGTERM reaches the launcher, which passes it to every rank; they stop
-after the same step, rank 0 saves, and the launcher exits 130 or 143.
+printed above). Ctrl-C, SIGTERM, a hang-up or any other signal of `errors.STOP_SIGNALS` reaches
+the launcher, which passes it to every rank; they stop after the same step, rank 0 saves, and
+the launcher exits 128 + the signal's number (130, 143, 129...).
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import tempfile
 from typing import Any
 
 from charrnn_cli.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
+    STOP_SIGNALS,
     CharrnnError,
     Interrupted,
     UsageError,
+    signal_exit_code,
+    signal_name,
+    stop_signals,
 )
 
-SIGNAL_CODES = {EXIT_INTERRUPTED: "SIGINT", EXIT_TERMINATED: "SIGTERM"}
+# the exit code of a rank stopped (and saved) by each signal the ranks answer like Ctrl-C
+SIGNAL_CODES = {signal_exit_code(s): signal_name(s) for s in STOP_SIGNALS}
 
 
 def worker_args(argv: list[str]) -> list[str]:
@@ -97,6 +101,8 @@ def _run(nproc: int, args: list[str], log_dir: str) -> int:
             "0",
             "--log-dir",
             log_dir,
+            "--signals-to-handle",  # passed on to every rank, which stops after its step
+            ",".join(signal_name(s) for s in stop_signals() if s in STOP_SIGNALS),
             "-m",
             "--",
             "charrnn_cli",
@@ -108,8 +114,7 @@ def _run(nproc: int, args: list[str], log_dir: str) -> int:
     except ChildFailedError as exc:
         raise _failure(exc.failures) from None
     except SignalException as exc:
-        name = getattr(exc.sigval, "name", str(exc.sigval))
-        code = EXIT_INTERRUPTED if name == "SIGINT" else EXIT_TERMINATED
+        name, code = signal_name(exc.sigval), signal_exit_code(exc.sigval)
         raise Interrupted(
             f"{name}: passed to every rank, which stop after the same step and save; rank 0's "
             f"line above says where, and how to resume (add --nproc {nproc})",

@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli import config, paths, store
+from charrnn_cli import config, paths, records, store
 from charrnn_cli.data import ParentRecord
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
 
@@ -145,9 +145,15 @@ def describe(parent: ParentRecord) -> str:
 
 
 def parent_of(name: str) -> dict[str, Any] | None:
-    """The `parent` record in a run's config.json, or None for a run trained from scratch."""
-    parent = store.read_config(name).get("parent")
-    return parent if isinstance(parent, dict) else None
+    """The `parent` record in a run's config.json: None for a run trained from scratch, and for
+    one whose config.json or record is damaged (listing a run must not fail on its lineage:
+    `store.summary` and `store.read_config` say what is wrong)."""
+    try:
+        stored = records.load_json(store.run_dir(name) / store.CONFIG, store.CONFIG_MAX_BYTES)
+    except CharrnnError:
+        return None
+    parent = stored.get("parent")
+    return parent if records.parent_problem(parent) is None else None
 
 
 def chain(name: str) -> list[dict[str, Any]]:

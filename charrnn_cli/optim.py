@@ -43,13 +43,15 @@ def decayed(model: CharRNN) -> list[str]:
     characters' vectors would fade between their updates. A tied matrix (--tie-weights) is
     the output layer too: softmax sends a gradient to every row at every step, so the fading
     argument does not hold and it is decayed like the output layer it is. (Parameters are
-    listed once, so a tied matrix appears only as `embed.weight`.)
+    listed once, so a tied matrix appears only as `embed.weight`.) The learned start state is
+    a point in state space, not a weight: decay would drag it towards the zero state the
+    model is not trained from.
     """
     head = model.head.weight
     return [
         name
         for name, p in model.named_parameters()
-        if p.dim() >= 2 and (p is head or not name.startswith("embed."))
+        if p.dim() >= 2 and name != "start" and (p is head or not name.startswith("embed."))
     ]
 
 

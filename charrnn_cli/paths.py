@@ -1,12 +1,13 @@
 """Where charrnn keeps its files, what they may be named, and how they are written whole.
 
 Corpora are a cache (they can be fetched again) and live in the platformdirs user cache dir;
-runs are the user's data and live in the user data dir. `CHARRNN_HOME` moves both. Corpus and
-run names follow one rule (`check_name`), since both become file or folder names. Every write
-goes through `atomic_file`: a uniquely named temp file in the same folder, fsynced, moved into
-place with `os.replace` (atomic on POSIX and Windows), and the folder fsynced. A disk that
-refuses a write (full, a size limit, read-only, no permission) becomes a one-line `WriteError`,
-with the old file kept. Standard library, platformdirs and `charrnn_cli.errors` only.
+runs are the user's data and live in the user data dir. `CHARRNN_HOME` moves both; one that
+names a file, or an XDG variable that is relative, is one clear line, not a surprise later.
+Corpus and run names follow one rule (`check_name`), since both become file or folder names.
+Every write goes through `atomic_file`: a uniquely named temp file in the same folder, fsynced,
+moved into place with `os.replace` (atomic on POSIX and Windows), and the folder fsynced. A
+disk that refuses a write (full, a size limit, read-only, no permission) becomes a one-line
+`WriteError`, with the old file kept. Standard library, platformdirs and `charrnn_cli.errors` only.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ TMP_SUFFIX = ".tmp"
 NAME_MAX = 100  # characters in a corpus or run name
 NAME_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
-# errnos that mean "this file cannot be written here", with the words a user reads
+# errnos that mean "this file cannot be written (or read) here", with the words a user reads
 STORAGE_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EFBIG: "file too large (the disk is full or a file-size limit was reached)",
@@ -36,6 +37,11 @@ STORAGE_ERRNOS = {
     errno.EROFS: "read-only file system",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "not a folder (a file is where a folder should be)",
+    errno.EEXIST: "a file is where a folder should be",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ELOOP: "too many levels of symbolic links",
 }
 
 
@@ -65,16 +71,36 @@ def write_error(path: Path | str | None, exc: OSError) -> WriteError:
     """The one-line error for a failed write of `path`."""
     reason = STORAGE_ERRNOS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
     where = f"cannot write {path}" if path else "cannot write a file"
-    return WriteError(f"{where}: {reason}; nothing was changed: {storage_hint(exc)}")
+    return WriteError(f"{where}: {reason}; nothing was changed: {storage_hint(exc, path)}")
 
 
-def storage_hint(exc: OSError) -> str:
-    """What the user can do about a refused write."""
+def storage_hint(exc: OSError, path: Path | str | None = None) -> str:
+    """What the user can do about a refused write (or read) of `path` (else the error's own
+    file): CHARRNN_HOME is named only for a file inside charrnn's folders, never for stdout
+    or a file the user named."""
+    where = path if path is not None else exc.filename
+    ours = where is not None and in_storage(Path(os.fsdecode(where)))
+    elsewhere = ", or point CHARRNN_HOME at another folder" if ours else ""
     if exc.errno == errno.EROFS:
-        return "point CHARRNN_HOME at a writable folder"
+        return "point CHARRNN_HOME at a writable folder" if ours else "use a writable folder"
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return "check the folder's permissions, or point CHARRNN_HOME at another folder"
-    return "free some space, or point CHARRNN_HOME at another disk"
+        return "check its permissions" + elsewhere
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return "move what is in the way" + elsewhere
+    if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+        return "use a shorter or simpler path" + elsewhere
+    return "free some space" + (", or point CHARRNN_HOME at another disk" if ours else "")
+
+
+def in_storage(path: Path) -> bool:
+    """Whether `path` is inside charrnn's own folders (CHARRNN_HOME, or the cache and data
+    folders), as opposed to stdout or a file the user named."""
+    try:
+        roots = [cache_dir().parent, data_dir().parent]
+    except UsageError:
+        return False
+    full = Path(os.path.abspath(path))
+    return any(full == root or root in full.parents for root in roots)
 
 
 @contextlib.contextmanager
@@ -88,30 +114,64 @@ def storage_errors(path: Path | str | None) -> Iterator[None]:
         raise write_error(path, exc) from None
 
 
+def user_path(text: str) -> Path:
+    """A path the user typed, `~` and `~user` expanded; one that names no home is a usage
+    error (Path.expanduser raises RuntimeError for it)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise UsageError(f"{text}: '~' names no home folder here") from None
+
+
 def home_override() -> Path | None:
-    """The `CHARRNN_HOME` folder, when set and not empty."""
+    """The `CHARRNN_HOME` folder, when set and not empty (made absolute, so paths recorded in
+    a run stay right from any folder); a UsageError when it names a file, or a path through
+    one, rather than a folder (which is made if missing)."""
     value = os.environ.get("CHARRNN_HOME", "").strip()
-    return Path(value).expanduser() if value else None
+    if not value:
+        return None
+    home = Path(os.path.abspath(user_path(value)))
+    for folder in (home, *home.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                what = "is a file" if folder == home else f"goes through {folder}, a file"
+                raise UsageError(
+                    f"CHARRNN_HOME={value} {what}, not a folder: point CHARRNN_HOME at a "
+                    "folder (it is made if missing)"
+                )
+            break
+    return home
+
+
+def _platform_dir(kind: str) -> Path:
+    """platformdirs' user cache or data folder for charrnn; a UsageError when the XDG variable
+    it would read is a relative path, which the XDG spec forbids (platformdirs would silently
+    use the default instead)."""
+    import platformdirs
+
+    if platformdirs.PlatformDirs.__name__ == "Unix":  # the platforms that read XDG_*
+        name = "XDG_CACHE_HOME" if kind == "cache" else "XDG_DATA_HOME"
+        value = os.environ.get(name, "").strip()
+        if value and not os.path.isabs(os.path.expanduser(value)):
+            raise UsageError(
+                f"{name}={value} is a relative path, which the XDG spec does not allow: set it "
+                "to an absolute path, unset it, or set CHARRNN_HOME"
+            )
+    if kind == "cache":
+        return platformdirs.user_cache_path(APP, appauthor=False)
+    return platformdirs.user_data_path(APP, appauthor=False)
 
 
 def cache_dir() -> Path:
     """Folder of cached corpora: `$CHARRNN_HOME/corpora` or `<user cache dir>/charrnn/corpora`."""
     home = home_override()
-    if home is not None:
-        return home / "corpora"
-    from platformdirs import user_cache_path
-
-    return user_cache_path(APP, appauthor=False) / "corpora"
+    return (home if home is not None else _platform_dir("cache")) / "corpora"
 
 
 def data_dir() -> Path:
     """Folder of the checkpoint store: `$CHARRNN_HOME/runs` or `<user data dir>/charrnn/runs`."""
     home = home_override()
-    if home is not None:
-        return home / "runs"
-    from platformdirs import user_data_path
-
-    return user_data_path(APP, appauthor=False) / "runs"
+    return (home if home is not None else _platform_dir("data")) / "runs"
 
 
 def temp_path(final: Path) -> Path:
@@ -160,11 +220,17 @@ def atomic_file(final: Path, mode: str = "wb") -> Iterator[Pending]:
                 os.fsync(fh.fileno())
             if pending.final.parent != final.parent:
                 raise ValueError(f"{pending.final} is not in the folder of {final}")
-            os.replace(tmp, pending.final)
-            fsync_dir(final.parent)
+            move_into_place(tmp, pending.final)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def move_into_place(src: Path, final: Path) -> None:
+    """Rename a whole file onto `final` in one step (same filesystem), and make the rename
+    durable: readers see the old file or the new one, never a part."""
+    os.replace(src, final)
+    fsync_dir(final.parent)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli import locks, paths
+from charrnn_cli import locks, paths, records
 from charrnn_cli.errors import BusyError, CharrnnError, CorruptFileError, UsageError
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ FORMAT_VERSION = 1
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 LN2 = math.log(2)  # nats per bit: a loss in nats / LN2 is bits per character
+CONFIG_MAX_BYTES = 64 << 20  # config.json holds the vocabulary: at most ~4 MB of it
 
 # the one name rule (paths.check_name), labelled for runs: refuses `/`, `..` and absolute paths
 check_name = functools.partial(paths.check_name, kind="run")
@@ -94,21 +95,27 @@ def resolve(name: str | None) -> str:
 
 
 def read_config(name: str) -> dict[str, Any]:
+    """A run's config.json, every field checked (it may have been edited by hand): a
+    CorruptFileError naming the file and the field when it cannot be used."""
     path = run_dir(name) / CONFIG
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CharrnnError(f"run {name!r} has no {CONFIG}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptFileError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or "model" not in data or "train" not in data:
-        raise CorruptFileError(f"{path} lacks the model and train sections")
-    if data.get("format", 0) > FORMAT_VERSION:
+    data = _load_config(name)
+    version = data.get("format", 0)
+    if records.is_int(version) and version > FORMAT_VERSION:
         raise CorruptFileError(
-            f"run {name!r} was written by a newer charrnn (format {data.get('format')}, this "
-            f"one reads up to {FORMAT_VERSION}): upgrade charrnn"
+            f"run {name!r} was written by a newer charrnn (format {version}, this one reads up "
+            f"to {FORMAT_VERSION}): upgrade charrnn"
         )
+    problem = records.config_problem(data)
+    if problem is not None:
+        raise CorruptFileError(f"{path}: {problem}; fix it by hand or remove the run")
     return data
+
+
+def _load_config(name: str) -> dict[str, Any]:
+    """config.json parsed, not yet checked (a JSON object, or a CorruptFileError naming it)."""
+    if not (run_dir(name) / CONFIG).exists():
+        raise CharrnnError(f"run {name!r} has no {CONFIG}")
+    return records.load_json(run_dir(name) / CONFIG, CONFIG_MAX_BYTES)
 
 
 def write_config(name: str, data: dict[str, Any]) -> None:
@@ -116,26 +123,21 @@ def write_config(name: str, data: dict[str, Any]) -> None:
     paths.atomic_write_text(run_dir(name) / CONFIG, json.dumps(data, indent=2) + "\n")
 
 
-def read_metrics(name: str) -> list[dict[str, Any]]:
-    """The metrics lines; a torn last line (a kill mid-write) is skipped."""
-    path = run_dir(name) / METRICS
-    rows: list[dict[str, Any]] = []
-    with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            with contextlib.suppress(json.JSONDecodeError):
-                row = json.loads(line)
-                if isinstance(row, dict):
-                    rows.append(row)
-    return rows
+def read_metrics(name: str, problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """The metrics lines (see `iter_metrics`)."""
+    return list(iter_metrics(name, problems))
+
+
+def iter_metrics(name: str, problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The metrics lines, each checked field by field; a damaged line is skipped and said in
+    `problems` (file and line). A torn last line (a kill mid-write) is skipped quietly."""
+    return records.metrics_rows(run_dir(name) / METRICS, problems)
 
 
 def rewrite_metrics(name: str, upto_step: int) -> None:
     """Keep only complete lines up to `upto_step` (on resume: the checkpoint's step), so the
     file stays valid JSON lines and the resumed run does not repeat steps."""
-    rows = [r for r in read_metrics(name) if r.get("step", 0) <= upto_step]
+    rows = [r for r in read_metrics(name) if r["step"] <= upto_step]
     text = "".join(json.dumps(r) + "\n" for r in rows)
     paths.atomic_write_text(run_dir(name) / METRICS, text)
 
@@ -166,30 +168,40 @@ class MetricsWriter:
             self._fh.close()
 
 
-def summary(name: str) -> dict[str, Any]:
-    """One row of `charrnn runs`: read from config.json and metrics.jsonl only."""
+def summary(name: str, problems: list[str] | None = None) -> dict[str, Any]:
+    """One row of `charrnn runs`: read from config.json and metrics.jsonl only. A field that is
+    damaged shows as null and is said in `problems`; a config.json that is not JSON at all
+    is a CorruptFileError (nothing of the run can be shown)."""
     folder = run_dir(name)
-    cfg = read_config(name)
-    metrics = read_metrics(name)
-    vals = [r["val_loss"] for r in metrics if r.get("val_loss") is not None]
-    last = metrics[-1] if metrics else {}
-    model = cfg["model"]
-    best = min(vals) if vals else None
+    cfg = _load_config(name)
+    problem = records.config_problem(cfg)
+    if problem is not None and problems is not None:
+        problems.append(f"{folder / CONFIG}: {problem}")
+    best, last = None, {}
+    for row in iter_metrics(name, problems):
+        last = row
+        if row.get("val_loss") is not None and (best is None or row["val_loss"] < best):
+            best = row["val_loss"]
+    model, get = cfg.get("model"), records.field
     return {
         "name": name,
-        "corpus": cfg.get("corpus", {}).get("name"),
-        "cell": model.get("cell"),
-        "layers": model.get("layers"),
-        "hidden_size": model.get("hidden_size"),
-        "parameters": cfg.get("parameters"),
+        "corpus": get(get(cfg, "corpus"), "name", _is_str),
+        "cell": get(model, "cell", _is_str),
+        "layers": get(model, "layers", records.is_int),
+        "hidden_size": get(model, "hidden_size", records.is_int),
+        "parameters": get(cfg, "parameters", records.is_int),
         "steps": last.get("step", 0),
         "epochs": last.get("epoch", 0),
         "best_val_loss": best,
         "best_val_bpc": best / LN2 if best is not None else None,
-        "device": cfg.get("device"),
+        "device": get(cfg, "device", _is_str),
         "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(_mtime(folder))),
         "path": str(folder),
     }
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
 
 
 def remove(name: str) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -24,12 +23,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn_cli import batches, checkpoint, device, finetune, store
+from charrnn_cli import batches, checkpoint, device, finetune, store, train_state
 from charrnn_cli.data import Job, check_data
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
-from charrnn_cli.model import CharRNN, detach
+from charrnn_cli.model import CharRNN, State, detach
 from charrnn_cli.optim import lr_at, make_optimizer
 from charrnn_cli.train_state import Kind, Meter, Record, TrainState, keep_streams
 
@@ -94,7 +93,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(dev.type) if self.tcfg.precision == "fp16" else None
         self.state = TrainState()
         self.metrics: store.MetricsWriter | None = None
-        self.nan_steps = _injected_nan_steps(comm.rank)
+        self.nan_steps = train_state.injected_nan_steps(comm.rank)
         self.total, self.lr = 0, 0.0
         self.meter = Meter(self.tcfg.batch_size * self.tcfg.seq_len * comm.world)
         self.last_eval_step = -1
@@ -199,7 +198,7 @@ class Trainer:
         x, y = batches.window(self.shard.rows, s.cursor, self.tcfg.seq_len)  # (B, T) each
         # detach: the state carries values across the window edge, but gradients stop here,
         # or backward would run all the way back to the start of the text
-        h_in = detach(s.hidden)
+        h_in = self._restarts(detach(s.hidden))
         amp = self.amp
         with torch.autocast(self.dev.type, dtype=amp) if amp else contextlib.nullcontext():
             logits, s.hidden = self.net(x, h_in)  # (B, T, V)
@@ -218,6 +217,20 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         value = loss.detach().item()
         return value, math.isfinite(value) and math.isfinite(float(norm))
+
+    def _restarts(self, h: State | None) -> State | None:
+        """Send each stream back to the start state with probability `restart_prob`.
+
+        The draw depends only on the seed and the step, and is made for the streams of every
+        rank, so a resumed or data-parallel run restarts the same streams as a straight one."""
+        p, comm = self.tcfg.restart_prob, self.comm
+        if h is None or (p <= 0 and self.model.start is None):
+            return h
+        every = batches.restart_mask(
+            self.tcfg.random_seed, self.state.step, self.tcfg.batch_size * comm.world, p
+        )
+        mask = every[comm.rank :: comm.world]  # this rank's streams, as batches.shard deals them
+        return self.model.restart(h, mask.to(self.dev))
 
     def _skip(self) -> Iterator[Record]:
         """Count a step no rank applied; give up after MAX_BAD_STEPS in a row."""
@@ -322,13 +335,3 @@ class Trainer:
     def _record(self, kind: Kind, **fields: Any) -> Record:
         s = self.state
         return Record(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)
-
-
-def _injected_nan_steps(rank: int) -> set[int]:
-    """Fault injection for the reliability tests: CHARRNN_FAULT_NAN_STEPS="5,6" (optionally
-    only on CHARRNN_FAULT_NAN_RANK) makes those steps' loss NaN."""
-    spec = os.environ.get("CHARRNN_FAULT_NAN_STEPS", "")
-    only = os.environ.get("CHARRNN_FAULT_NAN_RANK")
-    if not spec or (only is not None and int(only) != rank):
-        return set()
-    return {int(s) for s in spec.split(",") if s.strip()}

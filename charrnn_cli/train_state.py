@@ -10,6 +10,7 @@ streams' state between the ranks of a data-parallel run.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -146,3 +147,13 @@ def keep_streams(ck: dict[str, Any], cfg: TrainConfig, world: int) -> None:
             f"resume with a number of processes that divides {total}"
         )
     cfg.batch_size = total // world
+
+
+def injected_nan_steps(rank: int) -> set[int]:
+    """Fault injection for the reliability tests: CHARRNN_FAULT_NAN_STEPS="5,6" (optionally
+    only on CHARRNN_FAULT_NAN_RANK) makes those steps' loss NaN."""
+    spec = os.environ.get("CHARRNN_FAULT_NAN_STEPS", "")
+    only = os.environ.get("CHARRNN_FAULT_NAN_RANK")
+    if not spec or (only is not None and int(only) != rank):
+        return set()
+    return {int(s) for s in spec.split(",") if s.strip()}

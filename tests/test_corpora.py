@@ -118,7 +118,7 @@ def test_registry_corpus_through_a_mirror_is_cached_once(http_server, tinyshakes
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
     corpus = corpora.fetch("tinyshakespeare", mirror=http_server.url + "/")
     assert corpus.sha256 == TS_SHA and corpus.size == 1_115_394
-    assert corpus.path == paths.cache_dir() / "tinyshakespeare.txt"
+    assert corpus.path == paths.cache_dir() / "blobs" / f"{TS_SHA}.txt"  # stored by content
     assert corpus.source == http_server.url + "/tinyshakespeare.txt"
     meta = json.loads((paths.cache_dir() / "tinyshakespeare.json").read_text())
     assert {k: meta[k] for k in ("name", "sha256", "size")} == {
@@ -269,7 +269,7 @@ def test_import_file_and_list(tmp_path, monkeypatch):
     assert list(rows)[:3] == ["tinyshakespeare", "shakespeare", "pysrc"]
     assert rows["tinyshakespeare"]["status"] == "missing"
     assert rows["poems"]["status"] == "cached" and rows["piped"]["size"] == 6
-    (paths.cache_dir() / "poems.txt").write_text("roses are red\n")
+    corpus.path.write_text("roses are red\n")  # the stored text altered by hand
     assert {r["name"]: r for r in corpora.list_corpora()}["poems"]["status"] == "damaged"
     with pytest.raises(CorruptFileError, match="import it again"):
         corpora.resolve("poems")
@@ -293,10 +293,18 @@ def test_stored_finds_a_runs_corpus_and_refuses_changed_text(tmp_path):
     record["source"] = used.source
     assert corpora.stored(record) == used
     cached = corpora.import_file(src, "poems")
-    src.write_text("roses are red\n", encoding="utf-8")  # changed: found again by name
-    assert corpora.stored(record) == cached
-    corpora.import_file(src, "poems")  # the name now holds other text
-    with pytest.raises(CharrnnError, match="changed since training"):
+    src.write_text("roses are red\n", encoding="utf-8")  # changed: found again by its hash
+    assert corpora.stored(record).path == cached.path
+    corpora.import_file(src, "poems")  # the name now holds other text: the old text stays
+    assert corpora.stored(record).path == cached.path
+    cached.path.unlink()  # the text itself gone (by hand), the name on other text
+    with pytest.raises(CharrnnError, match="no longer cached and its name now holds other"):
         corpora.stored(record)
-    with pytest.raises(UsageError, match="no corpus or file named 'gone'"):
+    src.write_text("roses\n", encoding="utf-8")
+    corpora.import_file(src, "again")  # the same text imported again, under any name
+    assert corpora.stored(record).path == cached.path
+    assert corpora.stored({**record, "name": "gone"}).path == cached.path  # by hash, not name
+    cached.path.unlink()
+    src.write_text("violets\n", encoding="utf-8")  # nor is it at the path trained on
+    with pytest.raises(CharrnnError, match="no longer cached and its name is not cached either"):
         corpora.stored({**record, "name": "gone"})

@@ -22,8 +22,10 @@ SHA = hashlib.sha256(TEXT).hexdigest()
 
 
 def cache_files() -> list[str]:
+    """The files in the cache, the stored texts (blobs/) included, by relative path."""
     folder = paths.cache_dir()
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    found = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    return sorted(str(p.relative_to(folder)) for p in found)
 
 
 def no_data_left() -> bool:
@@ -42,7 +44,7 @@ def one_error_line(err: str) -> str:
 def test_mirror_fetch_prints_the_path_and_print_path_reuses_it(cli, http_server, tinyshakespeare):
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
     r = cli("fetch", "--mirror", http_server.url)
-    path = paths.cache_dir() / "tinyshakespeare.txt"
+    path = paths.cache_dir() / "blobs" / f"{TS_SHA}.txt"  # the text, stored by its sha256
     assert r.code == 0 and r.out == f"{path}\n"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == TS_SHA
     assert "tinyshakespeare: fetched, 1,115,394 bytes" in r.err and "(verified)" in r.err
@@ -63,7 +65,7 @@ def test_print_path_fetches_when_missing(cli, http_server, tinyshakespeare, monk
 def test_quiet_keeps_stderr_empty(cli, http_server, tinyshakespeare):
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
     r = cli("fetch", "--mirror", http_server.url, "--quiet")
-    assert r.code == 0 and r.err == "" and r.out.strip().endswith("tinyshakespeare.txt")
+    assert r.code == 0 and r.err == "" and r.out.strip().endswith(f"{TS_SHA}.txt")
 
 
 @pytest.mark.parametrize(
@@ -86,8 +88,8 @@ def test_faults_give_their_documented_result(cli, http_server, faults, code, mes
     r = cli(*args)
     assert r.code == code, r.err
     if code == 0:
-        assert r.out == f"{paths.cache_dir() / 'story.txt'}\n"
-        assert (paths.cache_dir() / "story.txt").read_bytes() == TEXT
+        assert r.out == f"{paths.cache_dir() / 'blobs' / f'{SHA}.txt'}\n"
+        assert Path(r.out.strip()).read_bytes() == TEXT
     else:
         assert message in one_error_line(r.err) and "story.txt" in r.err and r.out == ""
         assert "`charrnn fetch pysrc`" in r.err and "--from FILE" in r.err
@@ -113,7 +115,7 @@ def test_a_wrong_hash_names_both_and_leaves_the_good_file(cli, http_server, tiny
     r = cli("fetch", "--mirror", http_server.url + "/bad", "--force")
     assert r.code == 4
     assert f"expected {TS_SHA}, got " in one_error_line(r.err)
-    path = paths.cache_dir() / "tinyshakespeare.txt"
+    path = corpora.blob_path(TS_SHA)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == TS_SHA
     assert sorted(cache_files()) == before
 
@@ -121,12 +123,13 @@ def test_a_wrong_hash_names_both_and_leaves_the_good_file(cli, http_server, tiny
 def test_url_without_sha256_reports_and_records_the_hash(cli, http_server):
     http_server.add("/texts/Great%20Expectations.txt", TEXT)
     r = cli("fetch", http_server.url + "/texts/Great%20Expectations.txt")
-    assert r.code == 0 and r.out.strip().endswith("Great-Expectations.txt")
-    assert SHA in r.err and "--sha256" in r.err
+    assert r.code == 0 and r.out.strip() == str(corpora.blob_path(SHA))
+    assert SHA in r.err and "--sha256" in r.err and "Great-Expectations: fetched" in r.err
     meta = corpora.read_meta("Great-Expectations")
     assert meta["sha256"] == SHA and meta["source"].endswith("/Great%20Expectations.txt")
     r = cli("fetch", http_server.url + "/texts/Great%20Expectations.txt", "--name", "ge")
-    assert r.code == 0 and r.out.strip().endswith("ge.txt")
+    assert r.code == 0 and r.out.strip() == str(corpora.blob_path(SHA))  # one text, two names
+    assert corpora.read_meta("ge")["sha256"] == SHA
 
 
 def test_a_dead_port_is_exit_3_without_a_traceback(cli, dead_url):
@@ -153,11 +156,12 @@ def test_offline_makes_no_request_and_names_the_way_out(cli, http_server, monkey
 
 def test_from_a_path(cli, tiny_corpus):
     r = cli("fetch", "--from", str(tiny_corpus))
-    assert r.code == 0 and r.out == f"{paths.cache_dir() / 'tiny.txt'}\n"
-    assert (paths.cache_dir() / "tiny.txt").read_bytes() == tiny_corpus.read_bytes()
+    sha = hashlib.sha256(tiny_corpus.read_bytes()).hexdigest()
+    assert r.code == 0 and r.out == f"{corpora.blob_path(sha)}\n"
+    assert corpora.blob_path(sha).read_bytes() == tiny_corpus.read_bytes()
     assert corpora.read_meta("tiny")["source"] == f"file:{tiny_corpus.resolve()}"
     r = cli("fetch", "--from", str(tiny_corpus), "--name", "cats")
-    assert r.code == 0 and r.out.strip().endswith("cats.txt")
+    assert r.code == 0 and "cats: imported" in r.err and corpora.read_meta("cats")["sha256"] == sha
     r = cli("fetch", "--from", str(tiny_corpus.with_name("absent.txt")))
     assert r.code == 2 and "no such file" in one_error_line(r.err)
 
@@ -242,7 +246,7 @@ def test_four_processes_fetching_at_once_end_with_one_good_file(
         for _ in range(4)
     ]
     results = [(*p.communicate(timeout=60), p.returncode) for p in procs]
-    path = paths.cache_dir() / "tinyshakespeare.txt"
+    path = corpora.blob_path(TS_SHA)
     for out, err, code in results:
         assert code == 0, err
         assert out == f"{path}\n"

@@ -63,7 +63,7 @@ def test_a_tied_matrix_is_decayed_as_the_output_layer_it_is():
     decay, other = opt.param_groups
     assert (decay["weight_decay"], other["weight_decay"]) == (0.1, 0.0)
     assert any(p is model.head.weight for p in decay["params"])
-    assert all(p.dim() == 1 for p in other["params"])  # the biases
+    assert all(p.dim() == 1 or p is model.start for p in other["params"])  # biases, start
 
 
 def test_untied_presets_decay_what_they_always_did():
@@ -75,7 +75,11 @@ def test_untied_presets_decay_what_they_always_did():
         with torch.device("meta"):  # names and shapes only
             model = CharRNN(model_cfg)
         assert not model_cfg.tie_weights, name
-        old = [n for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+        old = [
+            n
+            for n, p in model.named_parameters()
+            if p.dim() >= 2 and "embed" not in n and n != "start"  # (start states came later)
+        ]
         assert decayed(model) == old, name
 
 
@@ -101,3 +105,10 @@ def test_decay_shrinks_the_decayed_weights_only():
     w = "head.weight"
     assert torch.allclose(dict(model.named_parameters())[w], before[w] * (1 - 0.1 * 0.5))
     assert math.isclose(opt.param_groups[0]["weight_decay"], 0.5)
+
+
+def test_the_learned_start_state_is_not_decayed():
+    """A point in state space, not a weight: decay would pull it to the zero state."""
+    model = _model()
+    assert model.start is not None and "start" not in decayed(model)
+    assert "start" not in decayed(_model(start_state="zero"))

@@ -208,18 +208,27 @@ def test_an_empty_stdin_seed_is_one_line_exit_2(cli, run, monkeypatch):
 
 
 def test_the_reliability_table_is_true():
-    """docs/reliability.md: 40+ rows, every exit code of errors.py documented, and every test it
-    cites exists (so the table cannot claim a proof that was renamed or removed)."""
+    """docs/reliability.md: 40+ rows, every exit code of errors.py documented, the summary's
+    counts those of the sections' rows, and every test it cites exists (so the table cannot
+    claim a proof that was renamed or removed)."""
     text = DOC.read_text(encoding="utf-8")
     assert sum(line.startswith("|") for line in text.splitlines()) >= 42
     codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
     assert codes == {0, 1, 2, 3, 4, 5, 130, 143}
     for code in codes:
         assert re.search(rf"^\| `{code}` \|", text, re.M), f"exit code {code} not documented"
-    rows = {k: len(re.findall(rf"^\| {k}\d+ \|", text, re.M)) for k in "DTC"}
+    # each section's rows share a prefix (D1, D2... T1...): the summary counts them in order
+    prefixes = list(dict.fromkeys(re.findall(r"^\| ([A-Z])\d+ \|", text, re.M)))
+    assert prefixes[:3] == ["D", "T", "C"] and len(prefixes) >= 9
+    rows = {k: len(re.findall(rf"^\| {k}\d+ \|", text, re.M)) for k in prefixes}
+    for k, n in rows.items():  # numbered 1..n, none skipped or repeated
+        numbers = [int(i) for i in re.findall(rf"^\| {k}(\d+) \|", text, re.M)]
+        assert numbers == list(range(1, n + 1)), f"rows {k} are numbered {numbers}"
     summary = re.findall(r"^\| [a-z][^|]* \| (\d+) \| (\d+) \| 0 \|$", text, re.M)
     assert [int(n) for n, _ in summary] == list(rows.values()), "the summary's counts are stale"
     assert all(n == survived for n, survived in summary)
+    total = re.search(r"^\| \*\*all\*\* \| \*\*(\d+)\*\* \| \*\*(\d+)\*\* \|", text, re.M)
+    assert total and int(total[1]) == int(total[2]) == sum(rows.values()), "the total is stale"
     cited = set(re.findall(r"tests/(test_\w+\.py)::(test_\w+)", text))
     assert len(cited) >= 40
     defined: dict[str, set[str]] = {}

@@ -31,8 +31,10 @@ SHA = hashlib.sha256(TEXT).hexdigest()
 
 
 def cache_files() -> list[str]:
+    """The files in the cache, the stored texts (blobs/) included, by relative path."""
     folder = paths.cache_dir()
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    found = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    return sorted(str(p.relative_to(folder)) for p in found)
 
 
 def data_files() -> list[str]:
@@ -143,7 +145,7 @@ def test_kill_9_mid_transfer_leaves_no_partial_file_and_a_rerun_sweeps_it(
 ):
     route = http_server.add("/story.txt", TEXT, chunk_delay=0.1)  # about 4 s to trickle out
     proc = spawn("fetch", http_server.url + "/story.txt", "--sha256", SHA)
-    folder = paths.cache_dir()
+    folder = paths.cache_dir() / "blobs"  # texts are written among the stored ones
     deadline = time.monotonic() + 30
     temps: list[Path] = []
     while time.monotonic() < deadline and proc.poll() is None:
@@ -155,13 +157,13 @@ def test_kill_9_mid_transfer_leaves_no_partial_file_and_a_rerun_sweeps_it(
     proc.kill()
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
-    # the partial body is only ever in a temp: nothing at the final path, no metadata
-    assert not (folder / "story.txt").exists() and not (folder / "story.json").exists()
+    # the partial body is only ever in a temp: no stored text, no name
+    assert not (folder / f"{SHA}.txt").exists() and not corpora.meta_path("story").exists()
     assert [p.name for p in folder.glob("*.tmp")] == [temps[0].name]
     route.chunk_delay = 0.0
     r = cli("fetch", http_server.url + "/story.txt", "--sha256", SHA)
     assert r.code == 0, r.err
-    assert (folder / "story.txt").read_bytes() == TEXT
+    assert (folder / f"{SHA}.txt").read_bytes() == TEXT
     assert not list(folder.glob("*.tmp"))  # the dead process's temp was swept
 
 
@@ -197,7 +199,8 @@ def test_a_full_disk_during_an_import_leaves_nothing(tmp_path):
 
 @pytest.fixture
 def read_only_cache(cli, tmp_path):
-    """A cache holding one corpus ('kept'), then made read-only (for root too, in children)."""
+    """A cache holding one corpus ('kept'), then made read-only, every folder of it (for root
+    too, in children)."""
     src = tmp_path / "kept.txt"
     src.write_text("a corpus cached before the folder went read-only\n", encoding="utf-8")
     assert cli("fetch", "--from", str(src)).code == 0
@@ -207,18 +210,21 @@ def read_only_cache(cli, tmp_path):
             spawn("--version", preexec_fn=without_root_override).communicate(timeout=30)
         except (OSError, subprocess.SubprocessError) as exc:  # pragma: no cover
             pytest.skip(f"cannot drop root's permission override here: {exc}")
-    folder.chmod(0o555)
+    folders = [folder, *(p for p in folder.iterdir() if p.is_dir())]
+    for each in folders:
+        each.chmod(0o555)
     try:
         yield folder
     finally:
-        folder.chmod(0o755)
+        for each in folders:
+            each.chmod(0o755)
 
 
 def test_a_read_only_cache_refuses_new_corpora_in_one_line_and_serves_cached_ones(
     read_only_cache, http_server, tmp_path
 ):
     http_server.add("/story.txt", TEXT)
-    before = sorted(p.name for p in read_only_cache.iterdir())
+    before = cache_files()
     code, out, err = fetch_proc(
         http_server.url + "/story.txt", "--retries", "0", preexec_fn=without_root_override
     )
@@ -229,8 +235,9 @@ def test_a_read_only_cache_refuses_new_corpora_in_one_line_and_serves_cached_one
     code, out, err = fetch_proc("--from", str(other), preexec_fn=without_root_override)
     assert code == 1 and "permission denied" in one_error_line(err)
     code, out, err = fetch_proc("kept", preexec_fn=without_root_override)  # reading is fine
-    assert code == 0 and out.strip() == str(read_only_cache / "kept.txt"), err
-    assert sorted(p.name for p in read_only_cache.iterdir()) == before
+    kept = corpora.read_meta("kept")["sha256"]
+    assert code == 0 and out.strip() == str(corpora.blob_path(kept)), err
+    assert cache_files() == before
 
 
 def test_the_cache_is_consistent_after_every_fault_above(cli, http_server, fast_network):
@@ -243,7 +250,8 @@ def test_the_cache_is_consistent_after_every_fault_above(cli, http_server, fast_
     assert cli("fetch", http_server.url + "/c.txt", "--sha256", SHA).code == 4
     for name in ("a", "b"):
         meta = corpora.read_meta(name)
-        data = corpora.text_path(name).read_bytes()
+        data = corpora.blob_path(meta["sha256"]).read_bytes()
         assert data == TEXT and meta["sha256"] == SHA and meta["size"] == len(TEXT)
-    assert corpora.read_meta("c") is None and not corpora.text_path("c").exists()
+    assert corpora.read_meta("c") is None
+    assert cache_files() == ["a.json", "a.lock", "b.json", "b.lock", f"blobs/{SHA}.txt", "c.lock"]
     assert not [n for n in cache_files() if n.endswith(".tmp")]

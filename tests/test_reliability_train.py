@@ -175,7 +175,8 @@ def test_non_utf8_text_is_exit_4_naming_the_file_where_training_encodes_it(cli, 
     meta["sha256"] = hashlib.sha256(data).hexdigest()
     (cache / "latin.json").write_text(json.dumps(meta), encoding="utf-8")
     r = cli("train", "--corpus", "latin", "--run", "c", *TINY)
-    assert r.code == 4 and f"{cache / 'latin.txt'} is not UTF-8 text at byte 3" in one_line(r.err)
+    stored = cache / "blobs" / f"{meta['sha256']}.txt"  # the old layout, migrated to its blob
+    assert r.code == 4 and f"{stored} is not UTF-8 text at byte 3" in one_line(r.err)
     assert runs_left(charrnn_home) == []
 
 

@@ -1,5 +1,5 @@
-"""Sampling: the numpy stepper equals the model, the seed comes first, the same seed gives the
-same text, unknown seed characters are named, and a closed pipe ends quietly."""
+"""Sampling: the seed comes first, the same seed gives the same text on every engine and in a
+batch, unknown seed characters are named, and a closed pipe ends quietly."""
 
 from __future__ import annotations
 
@@ -11,31 +11,59 @@ import pytest
 import torch
 
 from charrnn_cli.config import ModelConfig
+from charrnn_cli.draw import mask_numpy, mask_torch
 from charrnn_cli.model import CharRNN
-from charrnn_cli.sample import CpuStepper, LstmStepper, Strategy, beam_search, sample
+from charrnn_cli.sample import Strategy, beam_search, sample, sample_many
 from tests.helpers import TINY
 
 
-@pytest.mark.parametrize(
-    "cell, layers, stepper",
-    [("lstm", 2, LstmStepper), ("lstm", 3, LstmStepper), ("lstm", 1, LstmStepper),
-     ("gru", 2, CpuStepper), ("rnn", 2, CpuStepper)],
-)  # fmt: skip
-def test_cpu_steppers_match_the_model(cell, layers, stepper):
+def _cell_model(cell: str, layers: int) -> CharRNN:
     torch.manual_seed(0)
     cfg = ModelConfig(cell=cell, vocab_size=7, embed_size=5, hidden_size=12, layers=layers)
-    m = CharRNN(cfg).eval()
-    ids = [1, 4, 2, 6, 0, 3]
-    with torch.inference_mode():
-        logits, h = m(torch.tensor([ids[:3]]))
-        more, _ = m(torch.tensor([ids[3:]]), h)
-    s = stepper(m)
-    for t, i in enumerate(ids[:3]):
-        np.testing.assert_allclose(s.step(i), logits[0, t].numpy(), rtol=1e-5, atol=1e-5)
-    resumed = stepper(m)
-    resumed.load_state(h)  # the state the seed left, as sampling hands it over
-    for t, i in enumerate(ids[3:]):
-        np.testing.assert_allclose(resumed.step(i), more[0, t].numpy(), rtol=1e-5, atol=1e-5)
+    return CharRNN(cfg).eval()
+
+
+@pytest.mark.parametrize(
+    "strategy", [Strategy(1.0), Strategy(0.8, top_k=3), Strategy(1.3, top_p=0.6), Strategy(0.0)]
+)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_seed_gives_the_same_text_on_the_numpy_and_the_torch_engine(cell, strategy):
+    # the torch engine is what a GPU runs; on the CPU device it must draw the very same text
+    m = _cell_model(cell, 2)
+    runs = [
+        "".join(sample(m, "abcdefg", [1, 2], 400, strategy, random_seed=5, engine=engine))
+        for engine in ("numpy", "torch")
+    ]
+    assert runs[0] == runs[1] and len(runs[0]) == 400
+    assert strategy.greedy or len(set(runs[0])) > 3  # a real draw, not one character
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_num_samples_in_a_batch_are_the_samples_of_consecutive_seeds(engine):
+    m = _cell_model("gru", 2)
+    s = Strategy(0.9, top_k=5)
+    for seed_ids, unigram in (([1], None), ([], [1, 2, 3, 0, 5, 1, 1])):
+        batch = sample_many(
+            m, "abcdefg", seed_ids, 60, s, 5, 2, random_seed=7, unigram=unigram, engine=engine
+        )
+        many = list(batch)
+        alone = [
+            "".join(sample(m, "abcdefg", seed_ids, 60, s, random_seed=7 + k, unigram=unigram))
+            for k in range(5)
+        ]
+        assert many == alone and len(set(many)) == 5 and all(len(x) == 60 for x in many)
+
+
+def test_top_k_and_top_p_masks_agree_in_numpy_and_torch():
+    logits = torch.randn(50, 30, generator=torch.Generator().manual_seed(0))
+    logits[0, :6] = 9.0  # six tied likeliest: a top-k of 4 keeps all six in both
+    for s in (Strategy(1.0, top_k=4), Strategy(0.7, top_p=0.8), Strategy(1.0, top_k=6, top_p=0.5)):
+        a = np.isinf(mask_numpy(logits.numpy(), s))
+        b = torch.isinf(mask_torch(logits, s)).numpy()
+        assert (a == b).all() and (~a).sum(1).min() >= 1
+        if s.top_k and not s.top_p:
+            assert (~a).sum(1).tolist() == [6] + [4] * 49
+    assert (~np.isinf(mask_numpy(logits.numpy(), Strategy(1.0, top_p=0.8)))).sum(1).min() >= 1
 
 
 def _model():
@@ -128,3 +156,27 @@ def test_seed_from_stdin(trained, charrnn_home):
         input="", capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 2 and "stdin" in r.stderr
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_long_seed_is_fed_in_pieces_to_the_same_state(cell):
+    from charrnn_cli.streams import PRIME_CHUNK, prime, start_state
+
+    model = _cell_model(cell, 2)
+    ids = torch.randint(0, 7, (1, 2 * PRIME_CHUNK + 5))
+    with torch.inference_mode():
+        whole, h = model(ids, start_state(model))  # one call
+        pieces = prime(model, ids)
+    torch.testing.assert_close(pieces.logits, whole[:, -1], rtol=0, atol=1e-5)
+    for a, b in zip(*(x if isinstance(x, tuple) else (x,) for x in (pieces.h, h)), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_a_seed_that_is_not_utf8_says_so_and_where(trained, charrnn_home):
+    r = subprocess.run(
+        [sys.executable, "-m", "charrnn_cli", "sample", "--run", "m", "--seed", "-", "--len", "5"],
+        input=b"the \xff\xfe", capture_output=True, timeout=60,
+    )  # fmt: skip
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "not UTF-8" in err and "byte 4" in err, err
+    assert "udc" not in err and len(err.strip().splitlines()) == 1

@@ -14,7 +14,7 @@ from typing import IO, Annotated
 
 import typer
 
-from charrnn_cli import console, store
+from charrnn_cli import console, paths, store
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError, UsageError
 
@@ -91,15 +91,21 @@ def evaluate(
 
 
 def _run_corpus(name: str):
+    """The text the run was trained on, by its sha256 (even when its name now holds other
+    text); a damaged record is one line naming config.json."""
     from charrnn_cli import corpora
+    from charrnn_cli.errors import CorruptFileError
 
-    return corpora.stored(store.read_config(name).get("corpus", {}))
+    config = store.read_config(name)
+    try:
+        return corpora.stored(config.get("corpus"))
+    except CorruptFileError as exc:
+        raise CorruptFileError(f"{store.run_dir(name) / store.CONFIG}: {exc}") from None
 
 
 def _blocks(spec: str) -> Iterator[str]:
     """The text of `spec` in blocks of at most BLOCK_CHARS characters; bytes that are not UTF-8
     are a CorruptFileError (exit 4) naming the file and the byte offset."""
-    from pathlib import Path
 
     from charrnn_cli.text import read_blocks
 
@@ -107,8 +113,8 @@ def _blocks(spec: str) -> Iterator[str]:
         stdin: IO[bytes] = sys.stdin.buffer
         yield from read_blocks(stdin, "stdin", BLOCK_CHARS)
         return
-    path = Path(spec)
-    if not path.is_file():
+    path = paths.user_path(spec)
+    if not path.exists() or path.is_dir():  # a name; a pipe or a device streams like a file
         from charrnn_cli import corpora
 
         path = corpora.resolve(spec).path

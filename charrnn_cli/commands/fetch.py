@@ -1,13 +1,13 @@
 """`charrnn fetch`: download, build or import a corpus into the cache, or list the cache.
 
 A thin adapter over `charrnn_cli.corpora`: parse, call one domain function, render. stdout gets
-data only (the cached path, or the `--list` table / tab-separated lines); stderr gets progress
+data only (the cached path, the `--list` table / tab-separated lines, or the paths `--gc` freed,
+one a line); stderr gets progress
 (a rich bar when interactive, a line or two otherwise) and a one-line summary, unless `--quiet`.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +56,14 @@ def fetch(
     ] = None,
     list_: Annotated[
         bool, typer.Option("--list", help="List the known and cached corpora and exit.")
+    ] = False,
+    gc: Annotated[
+        bool,
+        typer.Option(
+            "--gc",
+            help="Free the stored texts that no name and no run refers to (a text stays while "
+            "a run trained on it exists, even after its name was reused).",
+        ),
     ] = False,
     print_path: Annotated[
         bool,
@@ -114,14 +122,17 @@ def fetch(
 
     Examples: `charrnn fetch`, `charrnn fetch pysrc`, `charrnn fetch URL --sha256 HEX`,
     `charrnn fetch --from notes.txt`, `cat x.txt | charrnn fetch --from - --name x`,
-    `charrnn fetch --list`. Set CHARRNN_OFFLINE=1 to forbid any download.
+    `charrnn fetch --list`, `charrnn fetch --gc`. Set CHARRNN_OFFLINE=1 to forbid any download.
     """
     from charrnn_cli import corpora
 
-    if list_:
-        if source is not None or from_path is not None:
-            raise UsageError("--list takes no NAME, URL or --from")
-        _render_list(corpora.list_corpora())
+    if list_ or gc:
+        if source is not None or from_path is not None or (list_ and gc):
+            flag = "--gc" if gc else "--list"
+            raise UsageError(f"{flag} takes no NAME, URL, --from or other action")
+        from charrnn_cli.commands import fetch_cache
+
+        fetch_cache.collect(quiet) if gc else fetch_cache.render_list(quiet)
         return
     if from_path is not None:
         if source is not None:
@@ -236,28 +247,3 @@ def _progress(quiet: bool, label: str) -> Iterator[_Counter]:
         yield counter
     finally:
         counter.stop()
-
-
-def _render_list(rows: list[dict]) -> None:
-    """A table on stdout when it is a terminal; tab-separated lines when piped."""
-
-    def cell(value: object) -> str:
-        return "-" if value is None or value == "" else str(value)
-
-    if not sys.stdout.isatty():
-        for r in rows:
-            fields = (r["name"], r["status"], r["size"], r["sha256"], r["source"])
-            console.out("\t".join(cell(v) for v in fields))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("name", "status", "size", "sha256"):
-        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=True)
-    table.add_column("source", overflow="fold")
-    for r in rows:
-        size = f"{r['size']:,}" if isinstance(r["size"], int) else "-"
-        sha = (r["sha256"] or "-")[:12]
-        table.add_row(r["name"], r["status"], size, sha, cell(r["source"]))
-    Console(highlight=False).print(table)

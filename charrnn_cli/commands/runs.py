@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from charrnn_cli import console, lineage, store
-from charrnn_cli.errors import CharrnnError
+from charrnn_cli.errors import CharrnnError, UsageError
 
 app = typer.Typer(
     help="List, show and remove runs in the checkpoint store.",
@@ -41,10 +41,14 @@ def runs(
         return
     rows = []
     for name in store.all_names():
+        problems: list[str] = []
         try:
-            rows.append({**store.summary(name), "parent": lineage.parent_of(name)})
-        except CharrnnError as exc:
+            # the parent is read leniently: a damaged one is among `problems` (records.py)
+            rows.append({**store.summary(name, problems), "parent": lineage.parent_of(name)})
+        except CharrnnError as exc:  # not even its config.json can be read: not listed
             console.warn(f"{name}: {exc}")
+        for problem in problems:  # listed, with what could not be read
+            console.warn(f"{name}: {problem}")
     if json_out:
         console.out_json(rows)
         return
@@ -63,7 +67,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _cells(r: dict, parameters: str) -> list[str]:
-    """One run's row under COLUMNS, as text."""
+    """One run's row under COLUMNS, as text (a field a damaged file could not give: `None`)."""
     size = f"{r['layers']}x{r['hidden_size']}"
     loss, bpc = _fmt(r["best_val_loss"]), _fmt(r["best_val_bpc"])
     head = [str(r["name"]), str(r["corpus"]), str(r["cell"]), size, parameters]
@@ -95,38 +99,49 @@ def show(
     """A run's config and its training and held-out loss curves."""
     from charrnn_cli.plot import ascii_chart, write_png
 
+    if plot is not None and (plot.is_dir() or not plot.name):
+        raise UsageError(f"--plot {plot} is a folder: give it a file name such as loss.png")
     name = store.resolve(name)
     cfg = store.read_config(name)
-    metrics = store.read_metrics(name)
+    problems: list[str] = []
+    metrics = store.read_metrics(name, problems)
+    for problem in problems:
+        console.warn(problem)
     chain = lineage.chain(name)
     if json_out:
         console.out_json({"config": cfg, "metrics": metrics, "lineage": chain})
         return
-    summary = store.summary(name)
-    m = cfg["model"]
-    lines = [
-        f"run         {name}",
-        f"path        {store.run_dir(name)}",
-        f"corpus      {cfg.get('corpus', {}).get('name')} ({cfg.get('corpus', {}).get('path')})",
-        f"model       {m['cell']} {m['layers']}x{m['hidden_size']},"
-        f" embed {m['embed_size']}, dropout {m['dropout']},"
-        f" {cfg.get('parameters') or 0:,} parameters",
-        "training    " + ", ".join(f"{k}={v}" for k, v in cfg["train"].items()),
-        f"progress    step {summary['steps']}, epoch {summary['epochs']}, "
-        f"best held-out {_fmt(summary['best_val_loss'])} nats "
-        f"({_fmt(summary['best_val_bpc'])} bits)",
-        f"device      {cfg.get('device')}; torch {cfg.get('torch')}, charrnn {cfg.get('charrnn')}",
-    ]
-    if chain:
-        lines.append("lineage     " + " <- ".join([name, *map(_ancestor, chain)]))
-    lines.append("")
-    console.out("\n".join(lines))
+    console.out(_describe(name, cfg, store.summary(name), chain))
     train = [(r["step"], r["train_loss"]) for r in metrics if r.get("train_loss") is not None]
     val = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
     console.out(ascii_chart({"train": train, "held-out": val}, width=64, height=16))
     if plot is not None:
         write_png(plot, {"train": train, "held-out": val}, title=name)
         console.log(f"wrote {plot}")
+
+
+def _describe(name: str, cfg: dict, summary: dict, chain: list[dict]) -> str:
+    """The head of `runs show`: what the run is, how far it got and its lineage (config.json is
+    checked, but a field an older charrnn did not write may be missing)."""
+    m, corpus = cfg["model"], cfg.get("corpus", {})
+    return "\n".join(
+        [
+            f"run         {name}",
+            f"path        {store.run_dir(name)}",
+            f"corpus      {corpus.get('name')} ({corpus.get('path')})",
+            f"model       {m.get('cell')} {m.get('layers')}x{m.get('hidden_size')},"
+            f" embed {m.get('embed_size')}, dropout {m.get('dropout')},"
+            f" {summary['parameters'] or 0:,} parameters",
+            "training    " + ", ".join(f"{k}={v}" for k, v in cfg["train"].items()),
+            f"progress    step {summary['steps']}, epoch {summary['epochs']}, "
+            f"best held-out {_fmt(summary['best_val_loss'])} nats "
+            f"({_fmt(summary['best_val_bpc'])} bits)",
+            f"device      {cfg.get('device')}; torch {cfg.get('torch')}, "
+            f"charrnn {cfg.get('charrnn')}",
+            *(["lineage     " + " <- ".join([name, *map(_ancestor, chain)])] if chain else []),
+            "",
+        ]
+    )
 
 
 def _ancestor(parent: dict) -> str:

@@ -3,14 +3,14 @@
 Every option defaults to None so that the command can tell which ones were given: those
 override the preset, and on `--resume` they are checked against the stored config. Progress
 goes to stderr (a rich bar on a terminal, a plain line every few seconds otherwise); the run's
-folder is printed on stdout at the end. SIGINT and SIGTERM ask the loop to finish its step and
-save; a second SIGINT exits at once (the checkpoint files are always whole).
+folder is printed on stdout at the end. SIGINT, SIGTERM, SIGHUP and every other signal that would
+end the process ask the loop to finish its step and save (exit 128 + the signal's number); a
+second SIGINT exits at once (the checkpoint files are always whole).
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,7 +24,8 @@ from charrnn_cli.commands.options import (
     NewRunOption,
     TrainDeviceOption,
 )
-from charrnn_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+from charrnn_cli.errors import Interrupted
+from charrnn_cli.stopping import Stopper
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,6 +73,10 @@ def train(
     tie_weights: Annotated[
         bool | None, _opt("Share embedding and output weights (embed = hidden).", PANEL_MODEL)
     ] = None,
+    start_state: Annotated[
+        config.StartState | None,
+        _opt("What fresh text starts from: a learned state, or zeros [learned].", PANEL_MODEL),
+    ] = None,
     seq_len: Annotated[
         int | None, _opt("Characters per BPTT window [32].", PANEL_DATA, min=1, max=100000)
     ] = None,
@@ -97,6 +102,15 @@ def train(
     optimizer: Annotated[config.Optimizer | None, _opt("Optimizer [adam].", PANEL_OPT)] = None,
     weight_decay: Annotated[
         float | None, _opt("AdamW weight decay [0].", PANEL_OPT, min=0.0)
+    ] = None,
+    restart_prob: Annotated[
+        float | None,
+        _opt(
+            "Chance a stream restarts from the start state at a window [0.01].",
+            PANEL_OPT,
+            min=0.0,
+            max=1.0,
+        ),
     ] = None,
     grad_clip: Annotated[
         float | None, _opt("Clip the gradient norm (0: off) [5].", PANEL_OPT, min=0.0)
@@ -148,14 +162,14 @@ def train(
         job = prepare(corpus, run, resume, preset, given, comm, init_from)
         if job.parent is not None and comm.is_main and not quiet:  # markup off: '[' may be added
             console.err().print(lineage.describe(job.parent), markup=False, soft_wrap=True)
-        stopper = _Stopper()
+        stopper = Stopper()
         with store.lock(job.name) if comm.is_main else contextlib.nullcontext(), stopper:
             records = run_training(job, should_stop=stopper.reason, comm=comm)
             last = _render(records, quiet or not comm.is_main)
     finally:
         comm.close()
-    if last is not None and last.reason in ("SIGINT", "SIGTERM"):
-        code = EXIT_INTERRUPTED if last.reason == "SIGINT" else EXIT_TERMINATED
+    code = stopper.exit_code(last.reason if last is not None else None)
+    if last is not None and code is not None:
         raise Interrupted(
             f"{last.reason}: stopped at step {last.step} and saved; continue with "
             f"`charrnn train --run {job.name} --resume`",
@@ -163,37 +177,6 @@ def train(
         )
     if comm.is_main:
         console.out(str(store.run_dir(job.name)))
-
-
-class _Stopper:
-    """SIGINT/SIGTERM handlers: the first asks the loop to stop after its step, a second
-    SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-        self._old: dict[int, Any] = {}
-
-    def reason(self) -> str | None:
-        return self.signal
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = name
-        console.log(f"[yellow]{name}[/]: finishing this step and saving (Ctrl-C again to quit now)")
-
-    def __enter__(self) -> _Stopper:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (tests): run without handlers
-                pass
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def _render(records: Iterable[Record], quiet: bool) -> Record | None:

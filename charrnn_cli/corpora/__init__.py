@@ -3,7 +3,8 @@ a `CorpusFile` on disk with a known sha256.
 
 One job a module:
     registry   the known corpora, `CorpusFile`, names, URLs, mirrors, `CHARRNN_OFFLINE`
-    cache      `<name>.txt` + `<name>.json` in `paths.cache_dir()`, validity, the lock, `store`
+    cache      texts by sha256 (`blobs/`), names pointing at them (`<name>.json`), validity,
+               the lock, `store`, the migration of an older cache
     fetching   `fetch`: registry names, cached names and URLs into the cache
     pysrc      the offline corpus built from this Python's standard library
     importing  a local file or stdin: imported into the cache or used in place
@@ -16,7 +17,7 @@ re-exports the names the commands, the session and the tests use.
 
 from __future__ import annotations
 
-from charrnn_cli.corpora.cache import meta_path, read_meta, sha256_file, text_path
+from charrnn_cli.corpora.cache import blob_path, meta_path, read_meta, sha256_file
 from charrnn_cli.corpora.fetching import fetch
 from charrnn_cli.corpora.importing import import_file, import_stdin
 from charrnn_cli.corpora.listing import list_corpora
@@ -47,6 +48,7 @@ __all__ = [
     "CorpusFile",
     "Entry",
     "Progress",
+    "blob_path",
     "build_pysrc",
     "check_name",
     "check_url",
@@ -67,5 +69,4 @@ __all__ = [
     "source_url",
     "stdlib_dir",
     "stored",
-    "text_path",
 ]

@@ -70,6 +70,12 @@ def _fetch_cached_name(
     opts: download.DownloadOptions,
 ) -> CorpusFile:
     meta = cache.read_meta(name)
+    problem = cache.meta_problem(name)
+    if problem is not None:  # edited or damaged by hand: say which file, not "unknown"
+        raise CorruptFileError(
+            f"cached corpus {name!r} cannot be used: {problem}; import it again with "
+            f"`charrnn fetch --from FILE --name {name}`, or fetch it again by its URL"
+        )
     if meta is None:
         known = ", ".join(REGISTRY)
         raise UsageError(
@@ -113,9 +119,14 @@ def _fetch_url(
     with cache.lock(name, opts.lock_wait):
         if not force and (hit := cache.valid_cached(name, expected, url)) is not None:
             return hit  # another process fetched it while we waited
-        final = cache.text_path(name)
         sha, got = download.download(
-            url, final, expected_sha256=expected, expected_size=size, progress=progress, opts=opts
+            url,
+            cache.blob_writer(name),
+            expected_sha256=expected,
+            expected_size=size,
+            progress=progress,
+            opts=opts,
+            rename=cache.blob_path,
         )
         cache.write_meta(name, url, sha, got, pinned=expected is not None)
-    return CorpusFile(name, final, sha, got, url)
+    return CorpusFile(name, cache.blob_path(sha), sha, got, url)

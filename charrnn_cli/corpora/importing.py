@@ -1,8 +1,9 @@
 """Text the user already has: a local file or stdin, imported into the cache or used in place.
 
-`import_file` copies a file (or stdin for "-") into the cache under a name the user chose;
-`import_stdin` caches stdin under `stdin-<first 12 hex of its sha256>`, a name known only once
-all of it is read, so a later resume finds it; `check_local` hashes and checks a file used in
+`import_file` copies a file (or stdin for "-") into the cache under a name the user chose (a
+name that held other text now points at this one; the other text stays for the runs trained on
+it); `import_stdin` caches stdin under `stdin-<first 12 hex of its sha256>`, a name known only
+once all of it is read, so a later resume finds it; `check_local` hashes and checks a file used in
 place (not copied). All of them refuse what is not UTF-8 text (`text.TextSink`).
 """
 
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from charrnn_cli import paths
 from charrnn_cli.corpora import cache
 from charrnn_cli.corpora.registry import CorpusFile, check_name
 from charrnn_cli.errors import UsageError
@@ -41,15 +43,17 @@ def import_file(src: str | Path, name: str) -> CorpusFile:
     check_name(name)
     if str(src) == "-":
         chunks = cache.read_chunks(_stdin_bytes())
-        final, sha, size = cache.store(chunks, "stdin", cache.text_path(name))
+        final, sha, size = cache.store(chunks, "stdin", name)
         source = "stdin"
     else:
-        path = Path(src).expanduser()
-        if not path.is_file():
+        path = paths.user_path(src)
+        if path.is_dir():
+            raise UsageError(f"{src} is a folder, not a text file")
+        if not path.exists():
             raise UsageError(f"no such file: {src}")
         source = f"file:{path.resolve()}"
-        with open(path, "rb") as fh:
-            final, sha, size = cache.store(cache.read_chunks(fh), str(src), cache.text_path(name))
+        with open(path, "rb") as fh:  # a pipe or a device streams as well as a file
+            final, sha, size = cache.store(cache.read_chunks(fh), str(src), name)
     cache.write_meta(name, source, sha, size)
     return CorpusFile(name, final, sha, size, source)
 
@@ -57,11 +61,10 @@ def import_file(src: str | Path, name: str) -> CorpusFile:
 def import_stdin() -> CorpusFile:
     """Read stdin fully into the cache as `stdin-<first 12 hex of its sha256>`."""
     chunks = cache.read_chunks(_stdin_bytes())
-    final, sha, size = cache.store(
-        chunks, "stdin", lambda sha: cache.text_path(f"stdin-{sha[:12]}")
-    )
-    cache.write_meta(final.stem, "stdin", sha, size)
-    return CorpusFile(final.stem, final, sha, size, "stdin")
+    final, sha, size = cache.store(chunks, "stdin", "stdin")
+    name = f"stdin-{sha[:12]}"
+    cache.write_meta(name, "stdin", sha, size)
+    return CorpusFile(name, final, sha, size, "stdin")
 
 
 def check_local(path: Path) -> CorpusFile:

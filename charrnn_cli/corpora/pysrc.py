@@ -85,7 +85,7 @@ def build_pysrc(
     cache.prepare()
     with cache.lock(name, download.DEFAULTS.lock_wait):
         chunks = pysrc_chunks(max_bytes, root)
-        final, sha, size = cache.store(chunks, PYSRC, cache.text_path(name), progress, max_bytes)
+        final, sha, size = cache.store(chunks, PYSRC, name, progress, max_bytes)
         cache.write_meta(
             name, PYSRC, sha, size, max_bytes=max_bytes, python=version, root=str(root)
         )

@@ -108,11 +108,24 @@ def check_url(url: str) -> str:
             _ = parts.port  # raises ValueError for a port that is not a number in 0-65535
             if not parts.hostname:
                 why = "it names no host"
+            else:
+                why = _host_problem(parts.hostname)
         except ValueError as exc:
             why = str(exc)
     if why is not None:
         raise UsageError(f"malformed URL {url!r}: {why}")
     return url
+
+
+def _host_problem(host: str) -> str | None:
+    """What makes a host name unusable (DNS: labels of 1 to 63 characters, 253 in all), or
+    None; an IPv6 literal is left to the URL parser."""
+    if ":" in host:
+        return None
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or any(not 0 < len(label) <= 63 for label in labels):
+        return "its host name has an empty part or a part longer than 63 characters"
+    return None
 
 
 def check_sha(sha256: str | None) -> str | None:

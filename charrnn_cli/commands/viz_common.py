@@ -1,0 +1,119 @@
+"""What the `charrnn viz` commands share: their text options and how the text is found
+(given, read from a file or stdin, or the run's held-out tail), loaded and laid out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+import typer
+
+from charrnn_cli import console
+from charrnn_cli.errors import CharrnnError, UsageError
+
+HELD_OUT_CHARS = 3000  # default text: the start of the run's held-out tail
+FIND_CHARS = 30000  # ...for ranking units, where more text steadies the correlation
+GIVEN_CHARS = 100_000  # at most this much of a --text or --corpus unless --max-chars says more
+BUILT_IN_SIGNALS = ("line-position", "quote", "brackets", "indent")
+
+TextOption = Annotated[str | None, typer.Option("--text", help="Show this text.")]
+CorpusOption = Annotated[
+    str | None,
+    typer.Option(help="Read the text from a corpus NAME, a PATH, or - for stdin."),
+]
+MaxCharsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Use at most N characters [the first 3,000 of the held-out text (30,000 for find), "
+        "100,000 of --text/--corpus].",
+        min=2,
+        max=1_000_000,
+    ),
+]
+StateOption = Annotated[
+    Literal["c", "h"] | None,
+    typer.Option(help="Activation shown: tanh(c) or h [c for an LSTM; GRU and RNN have h]."),
+]
+HtmlOption = Annotated[
+    Path | None, typer.Option("--html", help="Write a self-contained page to FILE.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON on stdout.")]
+
+
+def _read(spec: str, limit: int) -> tuple[str, bool]:
+    """Up to `limit` characters of a file, stdin (-) or a corpus name; and whether it was cut."""
+    if spec == "-":
+        import io
+
+        return _read_stream(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"), "stdin", limit)
+    path = Path(spec)
+    if not path.is_file():
+        from charrnn_cli import corpora
+
+        path = corpora.resolve(spec).path
+    with open(path, encoding="utf-8", errors="strict") as fh:
+        return _read_stream(fh, str(path), limit)
+
+
+def _read_stream(stream: IO[str], where: str, limit: int) -> tuple[str, bool]:
+    try:
+        text = stream.read(limit + 1)
+    except UnicodeDecodeError as exc:
+        raise CharrnnError(
+            f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    return text[:limit], len(text) > limit
+
+
+def prepare(
+    run: str | None,
+    checkpoint: str,
+    device: str,
+    text: str | None,
+    corpus: str | None,
+    max_chars: int | None,
+    held_out_chars: int = HELD_OUT_CHARS,
+) -> tuple[Any, str, Any, str]:
+    """Load the run and lay out the text: (model, vocab, vizdata.Layout, a line saying what
+    was read)."""
+    from charrnn_cli import vizdata
+    from charrnn_cli.checkpoint import load_run
+
+    if text is not None and corpus is not None:
+        raise UsageError("give --text or --corpus, not both")
+    model, vocab, data, name = load_run(run, checkpoint, device)
+    if text is None and corpus is None:
+        text = vizdata.held_out_text(name, data, vocab, max_chars or held_out_chars)
+        source = f"the first {len(text):,} characters of the held-out text"
+    else:
+        limit = max_chars or GIVEN_CHARS
+        if text is not None:
+            cut, text = len(text) > limit, text[:limit]
+            source = "the given text"
+        else:
+            text, cut = _read(corpus, limit)
+            source = "stdin" if corpus == "-" else corpus
+        if cut:
+            console.warn(f"only the first {limit:,} characters are shown (--max-chars)")
+    unknown = sum(c not in vocab for c in set(text))
+    if unknown:
+        console.warn(f"{unknown} distinct characters are outside the run's vocabulary: skipped")
+    lay = vizdata.layout(text, vocab)
+    return model, vocab, lay, f"run {name} ({checkpoint}), {source}"
+
+
+def activation_kind(model: Any, state: str | None) -> str:
+    """The activation to show: the option given, checked, or the cell's natural one."""
+    if state is None:
+        return "c" if model.cfg.cell == "lstm" else "h"
+    if state == "c" and model.cfg.cell != "lstm":
+        raise UsageError(f"a {model.cfg.cell.upper()} has no cell state c: use --state h")
+    return state
+
+
+def write_page(path: Path, page: str) -> None:
+    from charrnn_cli import paths
+
+    paths.atomic_write_text(path, page)
+    console.out(str(path))

@@ -1,0 +1,113 @@
+"""Drawing the next character: the strategy, the noise, and top-k / top-p masks.
+
+Every engine draws the same way, so a `--random-seed` gives the same text on every device (up to
+floating-point ties): the Gumbel-max trick, argmax(logits / T + G) with G Gumbel noise, which
+draws exactly from softmax(logits / T). The noise is drawn on the host by numpy, one generator
+per stream, in blocks of rows (a GPU engine copies a block to the device once per block). A
+stream's noise is the sequence its generator makes, whatever the block size or the number of
+streams beside it. Top-k and top-p set the logits they exclude to -inf first, with one numpy
+and one torch version of the same rule, so masking on a GPU never leaves the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+NOISE_VALUES = 1 << 14  # noise values per stream and block (rows x vocabulary)
+
+
+@dataclass
+class Strategy:
+    temperature: float = 1.0  # 0 means greedy
+    top_k: int | None = None  # keep only the k most likely characters
+    top_p: float | None = None  # keep the smallest set whose probability reaches p
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @property
+    def masking(self) -> bool:
+        return self.top_k is not None or self.top_p is not None
+
+
+def stream_rngs(random_seed: int | None, count: int) -> list[np.random.Generator]:
+    """`count` independent generators for as many streams, the same ones for the same seed."""
+    seeds = np.random.SeedSequence(random_seed).spawn(count)
+    return [np.random.default_rng(s) for s in seeds]
+
+
+class Noise:
+    """Gumbel noise for streams that step in lockstep: `next()` is (B, V), a row per stream, a
+    numpy array, or a tensor on `device` when one is given (copied there a block at a time)."""
+
+    def __init__(
+        self, rngs: list[np.random.Generator], vocab_size: int, device: torch.device | None = None
+    ) -> None:
+        self.rngs, self.device = rngs, device
+        self.rows = max(1, NOISE_VALUES // vocab_size)
+        self.block = np.empty((len(rngs), self.rows, vocab_size), np.float32)  # (B, rows, V)
+        self.on_device: torch.Tensor | None = None
+        self.row = self.rows
+
+    def refill(self) -> np.ndarray:
+        """Draw the next block (B, rows, V): -log(-log(U)), U uniform in [0, 1) (float32; a U
+        of exactly 0, one value in 2**24, gives -inf: that character is not drawn)."""
+        block = self.block
+        for rng, part in zip(self.rngs, block, strict=True):
+            rng.random(dtype=np.float32, out=part)
+        with np.errstate(divide="ignore"):
+            np.log(block, out=block)
+            np.negative(block, out=block)
+            np.log(block, out=block)
+        np.negative(block, out=block)
+        if self.device is not None:
+            self.on_device = torch.from_numpy(block).to(self.device)
+        self.row = 0
+        return block
+
+    def next(self) -> np.ndarray | torch.Tensor:
+        if self.row == self.rows:
+            self.refill()
+        block = self.block if self.on_device is None else self.on_device
+        row = block[:, self.row]
+        self.row += 1
+        return row
+
+
+def mask_numpy(logits: np.ndarray, s: Strategy) -> np.ndarray:
+    """Logits (B, V) with what top-k / top-p exclude set to -inf (a new array when masking)."""
+    V = logits.shape[-1]
+    if s.top_k is not None and s.top_k < V:
+        cut = np.partition(logits, V - s.top_k, axis=-1)[:, V - s.top_k, None]  # (B, 1)
+        logits = np.where(logits < cut, np.float32(-np.inf), logits)
+    if s.top_p is not None and s.top_p < 1.0:
+        order = np.argsort(-logits, axis=-1, kind="stable")  # (B, V), likeliest first
+        ranked = np.take_along_axis(logits, order, -1)
+        z = ranked / np.float32(max(s.temperature, 1e-6))
+        p = np.exp(z - z[:, :1])
+        p /= p.sum(-1, keepdims=True)
+        keep = (np.cumsum(p, -1) < s.top_p).sum(-1, keepdims=True) + 1  # (B, 1)
+        ranked = np.where(np.arange(V) < keep, ranked, np.float32(-np.inf))
+        logits = np.empty_like(logits)
+        np.put_along_axis(logits, order, ranked, -1)
+    return logits
+
+
+def mask_torch(logits: torch.Tensor, s: Strategy) -> torch.Tensor:
+    """The same rule as `mask_numpy`, on the logits' device."""
+    V = logits.shape[-1]
+    if s.top_k is not None and s.top_k < V:
+        cut = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < cut, float("-inf"))
+    if s.top_p is not None and s.top_p < 1.0:
+        ranked, order = torch.sort(logits, dim=-1, descending=True, stable=True)
+        p = torch.softmax(ranked / max(s.temperature, 1e-6), dim=-1)
+        keep = (torch.cumsum(p, -1) < s.top_p).sum(-1, keepdim=True) + 1  # (B, 1)
+        ranks = torch.arange(V, device=logits.device)
+        ranked = ranked.masked_fill(ranks >= keep, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, ranked)
+    return logits

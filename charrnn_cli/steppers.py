@@ -1,0 +1,194 @@
+"""The cell equations in numpy for a batch of B streams, one character a step (float32).
+
+Sampling on the CPU is latency-bound: a module call per character costs more than the
+arithmetic. These steppers take the weights out of the model once, fold the first layer's input
+projection into a table (embedding x W_ih, biases included: a row lookup per character) and run
+each layer as one matrix product over a (B, H) state into preallocated buffers. One stream
+(B = 1) is the single-stream sampler; B streams turn matrix-vector products into matrix-matrix
+ones, which is where several streams a step pay off. Every stream has its own state; a stream can
+be put back to the start state alone (`restart`), which is how `--lines` begins each new line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from charrnn_cli.model import CharRNN, State
+
+
+def _numpy_weights(model: CharRNN) -> dict[str, np.ndarray]:
+    return {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+
+
+def _rows(t: torch.Tensor) -> list[np.ndarray]:
+    """(L, B0, H) torch -> per layer (B0, H) float32 numpy."""
+    return list(t.detach().float().cpu().numpy())
+
+
+class _Stepper:
+    """What both steppers share: the state every stream starts from and can be put back to
+    (given by the caller: the steppers never decide where a sample starts)."""
+
+    batch: int
+    _start: list[np.ndarray]
+
+    def _state(self) -> list[np.ndarray]:  # the arrays that hold the streams' state
+        raise NotImplementedError
+
+    def _load(self, h: State) -> None:
+        raise NotImplementedError
+
+    def start_from(self, h: State) -> None:
+        """Put every stream at `h` ((L, 1, H) for all alike, or (L, B, H) one row each) and
+        remember it as the state `restart` returns streams to."""
+        self._load(h)
+        self._start = [a.copy() for a in self._state()]
+
+    def restart(self, rows: np.ndarray) -> None:
+        """Put the streams where `rows` (B,) is True back to the start state."""
+        for a, s in zip(self._state(), self._start, strict=True):
+            np.copyto(a, s, where=rows[:, None])
+
+
+class GruRnnStepper(_Stepper):
+    """The GRU's and the tanh RNN's equations (the LSTM has its own stepper below)."""
+
+    def __init__(self, model: CharRNN, h: State, batch: int = 1) -> None:
+        cfg = model.cfg
+        self.cell, self.L, self.H, self.batch = cfg.cell, cfg.layers, cfg.hidden_size, batch
+        sd = _numpy_weights(model)
+        self.w_hh = [np.ascontiguousarray(sd[f"rnn.weight_hh_l{i}"].T) for i in range(self.L)]
+        self.w_ih = [np.ascontiguousarray(sd[f"rnn.weight_ih_l{i}"].T) for i in range(self.L)]
+        self.b_ih = [sd[f"rnn.bias_ih_l{i}"] for i in range(self.L)]
+        self.b_hh = [sd[f"rnn.bias_hh_l{i}"] for i in range(self.L)]
+        # layer 0's input projection of every character, biases folded in: (V, G*H)
+        self.table = sd["embed.weight"] @ self.w_ih[0] + self.b_ih[0]
+        if self.cell != "gru":  # the GRU keeps b_hh apart: it sits inside r * (W_hn h + b_hn)
+            self.table += self.b_hh[0]
+        self.w_out = np.ascontiguousarray(sd["head.weight"].T)  # (H, V)
+        self.b_out = sd["head.bias"]
+        self.h = [np.empty((batch, self.H), np.float32) for _ in range(self.L)]
+        self.start_from(h)
+
+    def _state(self) -> list[np.ndarray]:
+        return self.h
+
+    def _load(self, h: State) -> None:
+        for mine, given in zip(self.h, _rows(h), strict=True):  # h: (L, B0, H)
+            mine[:] = given
+
+    def step(self, ids: np.ndarray) -> np.ndarray:
+        """Feed one character id per stream (B,); return the next logits (B, V)."""
+        H = self.H
+        x = None
+        for i in range(self.L):
+            g = self.table[ids] if i == 0 else x @ self.w_ih[i] + self.b_ih[i]  # (B, G*H)
+            h = self.h[i]
+            if self.cell == "gru":
+                gh = h @ self.w_hh[i] + self.b_hh[i]
+                rz = 1.0 / (1.0 + np.exp(-(g[:, : 2 * H] + gh[:, : 2 * H])))
+                n = np.tanh(g[:, 2 * H :] + rz[:, :H] * gh[:, 2 * H :])
+                h = n + rz[:, H:] * (h - n)
+            else:
+                g = g + h @ self.w_hh[i]
+                if i:
+                    g += self.b_hh[i]
+                h = np.tanh(g)
+            self.h[i] = h
+            x = h
+        return x @ self.w_out + self.b_out
+
+
+class LstmStepper(_Stepper):
+    """The LSTM's equations with every buffer preallocated.
+
+    Gates are reordered to (i, f, o, g) and the sigmoid gates' weights halved, so one tanh
+    over all four gates gives tanh(x/2) for i, f, o (and sigmoid(x) = tanh(x/2)/2 + 1/2) and
+    tanh(x) for g. Layers above the first read [h_below, h_own] against stacked weights, so
+    a layer costs one matrix product; the first layer's input projection is a table.
+    """
+
+    def __init__(self, model: CharRNN, h: State, batch: int = 1) -> None:
+        cfg = model.cfg
+        self.L, H, self.batch = cfg.layers, cfg.hidden_size, batch
+        self.H = H
+        sd = _numpy_weights(model)
+        order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]  # (i, f, g, o) -> (i, f, o, g)
+        scale = np.ones(4 * H, np.float32)
+        scale[: 3 * H] = 0.5
+
+        def cols(w: np.ndarray) -> np.ndarray:  # (4H, n) torch layout -> (n, 4H), reordered
+            return np.ascontiguousarray(w[order].T * scale, dtype=np.float32)
+
+        bias = [
+            (sd[f"rnn.bias_ih_l{i}"] + sd[f"rnn.bias_hh_l{i}"])[order] * scale
+            for i in range(self.L)
+        ]
+        self.table = sd["embed.weight"] @ cols(sd["rnn.weight_ih_l0"]) + bias[0]  # (V, 4H)
+        self.w0 = cols(sd["rnn.weight_hh_l0"])  # (H, 4H)
+        self.w = [None] + [
+            np.vstack([cols(sd[f"rnn.weight_ih_l{i}"]), cols(sd[f"rnn.weight_hh_l{i}"])])
+            for i in range(1, self.L)
+        ]  # (2H, 4H) for the layers above the first
+        self.b = bias
+        self.w_out = np.ascontiguousarray(sd["head.weight"].T)  # (H, V)
+        self.b_out = sd["head.bias"].copy()
+        B = batch
+        # xh[i] = [h of layer i-1, h of layer i] (B, 2H) for i >= 1; h0 (B, H) for the first
+        self.h0 = np.empty((B, H), np.float32)
+        self.xh = [None] + [np.empty((B, 2 * H), np.float32) for _ in range(1, self.L)]
+        self.c = [np.empty((B, H), np.float32) for _ in range(self.L)]
+        self.g = [np.empty((B, 4 * H), np.float32) for _ in range(self.L)]
+        self.tmp = np.empty((B, H), np.float32)
+        self.logits = np.empty((B, self.w_out.shape[1]), np.float32)
+        self.start_from(h)
+
+    def _own_h(self, i: int) -> np.ndarray:
+        return self.h0 if i == 0 else self.xh[i][:, self.H :]
+
+    def _state(self) -> list[np.ndarray]:
+        return [self.h0, *self.xh[1:], *self.c]
+
+    def _load(self, h: State) -> None:
+        hs, cs = h  # (L, B0, H) each
+        for i, (hi, ci) in enumerate(zip(_rows(hs), _rows(cs), strict=True)):
+            self._own_h(i)[:] = hi
+            self.c[i][:] = ci
+            if i + 1 < self.L:
+                self.xh[i + 1][:, : self.H] = hi
+
+    def step(self, ids: np.ndarray) -> np.ndarray:
+        """Feed one character id per stream (B,); return the next logits (B, V), a buffer
+        that the next step overwrites."""
+        H = self.H
+        for i in range(self.L):
+            g = self.g[i]
+            if i == 0:
+                np.dot(self.h0, self.w0, out=g)
+                g += self.table[ids]
+            else:
+                np.dot(self.xh[i], self.w[i], out=g)
+                g += self.b[i]
+            np.tanh(g, out=g)
+            sig = g[:, : 3 * H]
+            sig *= 0.5
+            sig += 0.5
+            c = self.c[i]
+            c *= g[:, H : 2 * H]  # f * c
+            np.multiply(g[:, :H], g[:, 3 * H :], out=self.tmp)  # i * g
+            c += self.tmp
+            h = self._own_h(i)
+            np.tanh(c, out=h)
+            h *= g[:, 2 * H : 3 * H]  # o * tanh(c)
+            if i + 1 < self.L:
+                self.xh[i + 1][:, :H] = h
+        np.dot(self._own_h(self.L - 1), self.w_out, out=self.logits)
+        self.logits += self.b_out
+        return self.logits
+
+
+def make_stepper(model: CharRNN, h: State, batch: int = 1) -> GruRnnStepper | LstmStepper:
+    """The numpy stepper for the model's cell: `batch` streams that start at `h`."""
+    kind = LstmStepper if model.cfg.cell == "lstm" else GruRnnStepper
+    return kind(model, h, batch)

@@ -1,0 +1,109 @@
+"""The viz pages, read with the standard library's HTML parser: the text is there in order, one
+element a character with its colour class, the data parses, nothing is fetched."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+from charrnn_cli import viz_html
+
+TEXT = "def f(x):\n\treturn \"<a href='//x'>\" & x  # </script>\n"
+
+
+class Page(HTMLParser):
+    """The characters of <pre id=t> with their classes, and the JSON data block."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chars: list[str] = []
+        self.classes: list[str] = []
+        self.buttons: list[str] = []
+        self.data_text = ""
+        self._where: str | None = None
+        self.feed(page)
+        self.data = json.loads(self.data_text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "i" and self._where == "t":
+            self.classes.append(a.get("class", ""))
+            self.chars.append("")
+            self._where = "char"
+        elif tag == "pre" and a.get("id") == "t":
+            self._where = "t"
+        elif tag == "script" and a.get("id") == "data":
+            self._where = "data"
+        elif tag == "button":
+            self.buttons.append("")
+            self._where = "button"
+
+    def handle_endtag(self, tag):
+        if tag == "i" and self._where == "char":
+            self._where = "t"
+        elif tag in ("pre", "script", "button"):
+            self._where = None
+
+    def handle_data(self, data):
+        if self._where == "char":
+            self.chars[-1] += data
+        elif self._where == "data":
+            self.data_text += data
+        elif self._where == "button":
+            self.buttons[-1] += data
+
+
+def _network(page: str) -> bool:
+    pattern = r"""(src|href)\s*=\s*["']?\s*(https?:)?//|@import|fetch\(|https?://"""
+    return re.search(pattern, page, re.I) is not None
+
+
+def _surprise_page(text: str = TEXT) -> str:
+    bits = [None if i == 0 else (i % 20) * 0.5 for i in range(len(text))]
+    return viz_html.surprise_page(
+        title="t", note="n", text=text, bits=bits, top_chars=[["e", "<", "\n"]] * len(text),
+        top_p=[[0.5, 0.25, 0.125]] * len(text), mean=1.2345,
+    )  # fmt: skip
+
+
+def test_surprise_page_holds_each_character_in_order_with_its_colour():
+    page = _surprise_page()
+    p = Page(page)
+    assert p.chars == list(TEXT)  # one element a character, escaped and unescaped right
+    assert p.classes[0] == "u" and p.classes[1] == "s1" and p.classes[19] == "s16"
+    assert p.classes[TEXT.index("\n")].endswith(" nl")
+    assert p.data["bits"][0] is None and p.data["bits"][3] == 1.5
+    assert p.data["topc"][:3] == ["e", "<", "\n"] and p.data["topp"][:3] == [500, 250, 125]
+    assert "mean 1.2345 bits/char" in page
+    assert not _network(page)
+    assert page.count("</script>") == 2  # the text's own "</script>" cannot end a script
+
+
+def test_cells_page_keeps_every_unit_and_colours_the_first():
+    values = [[(i % 41) / 20 - 1 for i in range(len(TEXT))], [None] * len(TEXT)]
+    units = [viz_html.UnitView("layer 1 unit 3 · quote r=+0.40", values[0]),
+             viz_html.UnitView("layer 2 unit 0 · given", values[1])]  # fmt: skip
+    page = viz_html.cells_page(title="t", note="n", text=TEXT, units=units)
+    p = Page(page)
+    assert p.chars == list(TEXT)
+    assert p.classes[0] == "a0" and p.classes[20] == "a20" and p.classes[40] == "a40"
+    assert p.buttons == [u.label for u in units]
+    levels = [u["levels"] for u in p.data["units"]]
+    assert levels[0][:3] == "ABC" and set(levels[1]) == {viz_html.UNKNOWN}
+    assert all(len(lv) == len(TEXT) for lv in levels)
+    assert not _network(page)
+
+
+def test_levels_clip_and_skip_missing_values():
+    assert viz_html.bits_level(100.0) == viz_html.BITS_LEVELS - 1
+    assert viz_html.bits_level(float("nan")) is None
+    assert viz_html.act_level(-3.0) == 0 and viz_html.act_level(0.0) == 20
+    assert viz_html.act_colour(20) == "#ffffff"
+
+
+def test_a_long_text_stays_a_page_of_modest_size():
+    text = ("for i in range(10):\n    print(i)\n" * 1000)[:30000]
+    page = _surprise_page(text)
+    assert len(Page(page).chars) == 30000
+    assert len(page.encode()) < 60 * len(text)  # under 2 MB for 30,000 characters
