@@ -195,11 +195,13 @@ def held_out_text(name: str, data: dict, vocab: str, max_chars: int) -> str:
     from charrnn_cli import corpora, store
     from charrnn_cli.checkpoint import configs
     from charrnn_cli.data import split
+    from charrnn_cli.lineage import remap
 
     _, tcfg = configs(data)
     cf = corpora.stored(store.read_config(name).get("corpus", {}))
-    enc = encode.load(cf.path, cf.sha256)
-    if enc.vocab != vocab:
-        raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary")
+    try:  # a fine-tuned run's vocabulary extends its corpus's: move the ids onto it
+        enc = remap(encode.load(cf.path, cf.sha256), vocab)
+    except CharrnnError:
+        raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary") from None
     _, val_ids = split(enc.ids, tcfg.val_fraction)
     return decode(val_ids[:max_chars], vocab)
