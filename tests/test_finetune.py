@@ -19,6 +19,12 @@ from tests.helpers import TINY, val_losses
 
 # the tiny text's characters are lowercase letters, ' ', '.' and '\n'; this one adds others
 NEW_TEXT = "The Cat sat on 42 mats; [really]!\nA dog ran to the log.\n" * 150
+# plain; tied weights; one from before learned start states (zeros, no start_state stored)
+PARENTS = {
+    "parent": [],
+    "tied": ["--embed-size", "16", "--tie-weights"],
+    "old": ["--start-state", "zero", "--restart-prob", "0"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,18 +38,35 @@ def parents(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus.write_text("\n".join(lines * 120) + "\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CHARRNN_HOME", str(root / "home"))
-        for name, extra in (("parent", []), ("tied", ["--embed-size", "16", "--tie-weights"])):
+        for name, extra in PARENTS.items():
             console.reset()
             args = ["train", "--corpus", str(corpus), "--run", name, *TINY, *extra,
                     "--max-steps", "150", "--lr", "0.02", "--eval-every", "50",
                     "--quiet"]  # fmt: skip
             assert main(args) == 0
+    _as_before_start_states(root / "home" / "runs" / "old")
     return root / "home" / "runs"
+
+
+def _as_before_start_states(run: Path) -> None:
+    """Make a zero-start run look like one trained before start states existed: its
+    config.json and checkpoints name neither start_state nor restart_prob."""
+
+    def strip(cfg: dict) -> None:
+        cfg["model"].pop("start_state"), cfg["train"].pop("restart_prob")
+
+    cfg = json.loads((run / "config.json").read_text())
+    strip(cfg)
+    (run / "config.json").write_text(json.dumps(cfg))
+    for name in ("best.pt", "last.pt"):
+        ck = torch.load(run / name, weights_only=True)
+        strip(ck["config"])
+        torch.save(ck, run / name)
 
 
 @pytest.fixture
 def parent(parents: Path, charrnn_home: Path) -> Path:
-    for name in ("parent", "tied"):
+    for name in PARENTS:
         shutil.copytree(parents / name, charrnn_home / "runs" / name)
     return charrnn_home / "runs" / "parent"
 
@@ -65,7 +88,7 @@ def test_extend_appends_the_mean_row_and_leaves_every_other_parameter_alone():
         "head.weight": torch.randn(5, 4),
         "head.bias": torch.randn(5),
         "rnn.weight_hh_l0": torch.randn(5, 4),  # as many rows as the vocabulary, by chance
-        "start": torch.randn(1, 1, 4),  # a learned start state: not a vocabulary parameter
+        "start": torch.randn(2, 1, 1, 4),  # a learned start state (S, L, 1, H): not vocabulary
     }
     out = finetune.extend(state, 2)
     for key in finetune.VOCAB_ROWS:
@@ -83,7 +106,7 @@ def _child(name: str, corpus: Path, **given) -> Trainer:
     return trainer
 
 
-@pytest.mark.parametrize("name", ["parent", "tied"])
+@pytest.mark.parametrize("name", list(PARENTS))
 def test_the_mean_rows_keep_the_parents_predictions_and_give_new_characters_little(
     parent, new_corpus, name
 ):
@@ -103,6 +126,28 @@ def test_the_mean_rows_keep_the_parents_predictions_and_give_new_characters_litt
     # where the parent is sure of its next character
     assert (q[..., V:] <= 1 / V).all()
     assert q[..., V:].sum(-1).mean() < 0.1 * len(_added(vocab)) / V
+
+
+def test_the_start_state_is_the_parents(parent, new_corpus):
+    """The learned start state is copied as it is; a parent from before start states (zeros)
+    gives a child that starts from zeros too, though a new run's default is a learned one."""
+    old, _, _, _ = checkpoint.load_run("parent", "best", "cpu")
+    child = _child("parent", new_corpus).model
+    assert old.start is not None and old.start.abs().sum() > 0  # it was trained
+    assert child.start is not None and torch.equal(child.start, old.start)
+    trainer = _child("old", new_corpus)
+    assert trainer.mcfg.start_state == "zero" and trainer.model.start is None
+    assert config.ModelConfig().start_state == "learned"
+
+
+def test_a_learned_start_state_is_refused_for_a_parent_that_began_from_zeros(
+    cli, parent, new_corpus, charrnn_home
+):
+    r = cli("train", "--init-from", "old", "--corpus", str(new_corpus), "--run", "bad",
+            "--start-state", "learned", "--max-steps", "3")  # fmt: skip
+    assert r.code == 2 and "--start-state learned differs from the parent run 'old'" in r.err
+    assert "(--start-state zero)" in r.err and len(r.err.strip().splitlines()) == 1
+    assert not (charrnn_home / "runs" / "bad").exists()
 
 
 def test_a_fine_tuned_run_leaves_its_parent_untouched_and_records_it(
@@ -136,6 +181,8 @@ def test_a_fine_tuned_run_leaves_its_parent_untouched_and_records_it(
         r = cli("eval", "--run", "child", "--json", *text)
         assert r.code == 0, r.err
         assert json.loads(r.out)["skipped"] == 0
+    r = cli("viz", "surprise", "--run", "child", "--json")  # its held-out text, new characters
+    assert r.code == 0 and r.out.count("\n") > 10, r.err
 
 
 def test_runs_show_draws_the_lineage(cli, parent, new_corpus, tmp_path):

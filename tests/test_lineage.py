@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -64,6 +66,7 @@ def test_parse_reads_the_checkpoint_and_resolves_the_run():
         ("hidden_size", 64, "--hidden-size 64 differs from the parent run 'p' (--hidden-size 16)"),
         ("embed_size", 8, "--embed-size 8 differs from the parent run 'p' (--embed-size 16)"),
         ("tie_weights", False, "--no-tie-weights differs from the parent run 'p' (--tie-weights)"),
+        ("start_state", "zero", "--start-state zero differs from the parent run 'p' (--start-st"),
     ],
 )
 def test_a_shape_option_that_differs_from_the_parents_is_refused_by_name(key, value, said):
@@ -81,6 +84,19 @@ def test_the_shape_is_the_parents_and_the_rest_the_new_runs():
     # the parent's shape wins over a preset's: the cpu preset's 256 units are not applied
     model, _ = config.build(given, "cpu")
     assert model.hidden_size == 16 and model.dropout == config.PRESETS["cpu"]["dropout"]
+
+
+def test_a_parent_from_before_start_states_keeps_zeros_and_refuses_a_learned_one():
+    """A run trained before the learned start state stored no start_state: it began from zeros
+    (config.from_dict's default), and so does its fine-tuned child, whatever the new default."""
+    _fake_run("old")
+    stored = store.read_config("old")
+    del stored["model"]["start_state"], stored["train"]["restart_prob"]
+    store.write_config("old", stored)
+    given = lineage.shaped(lineage.plan("old"), {})
+    assert given["start_state"] == "zero" and config.build(given)[0].start_state == "zero"
+    with pytest.raises(UsageError, match=r"--start-state learned differs .*\(--start-state zero\)"):
+        lineage.shaped(lineage.plan("old"), {"start_state": "learned"})
 
 
 def test_the_record_names_the_parent_and_the_added_characters():
@@ -108,3 +124,35 @@ def test_a_cycle_in_hand_edited_configs_ends_the_walk():
     _fake_run("y", parent={"run": "x"})
     assert [p["run"] for p in lineage.chain("x")] == ["y", "x"]
     assert lineage.chain("x")[-1]["exists"] is False
+
+
+@pytest.mark.parametrize(
+    "parent, said",
+    [
+        ("p", "parent is not a JSON object"),
+        ({"checkpoint": "best"}, "parent.run is missing, not a string"),
+        ({"run": 7}, "parent.run is 7, not a string"),
+        ({"run": "a", "added": 3}, "parent.added is 3, not a string"),
+        ({"run": "a", "step": "ten"}, 'parent.step is "ten", not a whole number'),
+        ({"run": "a", "corpus": "text"}, "parent.corpus is not a JSON object"),
+    ],
+)
+def test_a_damaged_parent_record_lists_the_run_with_a_warning(cli, charrnn_home, parent, said):
+    _fake_run("a")
+    _fake_run("b", parent=parent)
+    assert lineage.parent_of("b") is None and lineage.chain("b") == []
+    r = cli("runs", "--json")
+    assert r.code == 0 and "Traceback" not in r.err
+    rows = {row["name"]: row for row in json.loads(r.out)}
+    assert rows["b"]["parent"] is None and rows["b"]["hidden_size"] == 128
+    assert f"b: {store.run_dir('b') / store.CONFIG}: {said}" in r.err
+    r = cli("runs", "show", "b")  # a command on the run itself: one line naming the field
+    assert r.code == 4 and said in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_a_child_of_a_damaged_parent_shows_its_lineage_up_to_it(cli, charrnn_home):
+    _fake_run("a", parent={"run": 7})
+    _fake_run("b", parent={"run": "a", "checkpoint": "best", "step": 3, "added": "x"})
+    r = cli("runs", "show", "b")
+    assert r.code == 0, r.err
+    assert "lineage     b <- a (best.pt at step 3 on None, +1 characters)" in r.out
