@@ -11,6 +11,7 @@ import sys
 from benchmarks import (
     data,
     ddp,
+    finetune,
     lines,
     memory,
     quality,
@@ -34,6 +35,7 @@ SUITE = {
     "ddp": ddp.run,
     "quality": quality.run,
     "scale": scale.run,
+    "finetune": finetune.run,
 }
 
 

@@ -43,6 +43,22 @@ class CorpusRecord:
 
 
 @dataclass
+class ParentRecord:
+    """The run a fine-tuned run started from (`train --init-from`), as config.json stores it
+    under `parent`: the checkpoint's step and sha256 are filled in when it is read."""
+
+    run: str
+    checkpoint: str  # best | last
+    corpus: dict[str, Any]  # the parent's corpus record
+    added: str  # the new corpus's characters the parent lacked, in the order they were appended
+    step: int | None = None
+    sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Job:
     """One training run to start or continue, checked and ready."""
 
@@ -53,6 +69,7 @@ class Job:
     corpus: CorpusRecord
     resume: bool = False
     preset: str = "tutorial"
+    parent: ParentRecord | None = None  # fine-tuning: the parent run; None from scratch
 
 
 def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import io
 import json
-import mmap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +188,7 @@ def _cached(digest: str, kind: Kind) -> Encoded | None:
         dtype = smallest_dtype(len(vocab))
         if counts.shape != (len(vocab),) or counts.min() < 0 or counts.sum() != length:
             return None
-        if _file_sha256(ids_path) != npy_sha256:
+        if file_sha256(ids_path) != npy_sha256:
             return None
         ids = np.load(ids_path, mmap_mode="r", allow_pickle=False) if length else None
         ids = np.zeros(0, dtype) if ids is None else ids  # an empty file cannot be mapped
@@ -206,7 +205,7 @@ def _good_vocab(vocab: object, kind: Kind) -> bool:
     return isinstance(vocab, str) and bool(vocab) and list(vocab) == sorted(set(vocab))
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     """Read in pieces with plain reads: the page cache keeps them, this process does not."""
     digest, buf = hashlib.sha256(), bytearray(CHUNK)
     with open(path, "rb") as fh:
@@ -281,34 +280,6 @@ def encode_bytes(data: bytes, label: str = "the corpus") -> tuple[np.ndarray, st
     sink = _Sink(plan, label)
     sink.fill(lambda: io.BytesIO(data), "chars", quiet)
     return sink.held, plan.vocab
-
-
-def count_ids(ids: np.ndarray, size: int) -> np.ndarray:
-    """(size,) int64 occurrences of each id, a few MB of temporaries at a time; the pages of
-    a memory map that were read are let go again (see `release`)."""
-    counts = np.zeros(size, dtype=np.int64)
-    for start in range(0, len(ids), utf8scan.COUNT_STEP):
-        part = ids[start : start + utf8scan.COUNT_STEP]
-        counts += np.bincount(part, minlength=size)
-        release(part)
-    return counts
-
-
-def release(view: np.ndarray) -> None:
-    """Drop the pages of a contiguous view of a memory map from this process's resident set:
-    they stay in the page cache, and a later read maps them again. Counting a held-out tail
-    of 100 MB would otherwise count as 100 MB of the trainer's memory. A no-op for arrays in
-    memory, and where the platform cannot."""
-    mm = getattr(view, "_mmap", None)
-    if mm is None or not view.flags.c_contiguous or not hasattr(mm, "madvise"):
-        return
-    with contextlib.suppress(OSError, ValueError, AttributeError, BufferError):
-        base = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
-        start = view.__array_interface__["data"][0] - base
-        page = mmap.PAGESIZE
-        first, end = -(-start // page) * page, (start + view.nbytes) // page * page
-        if end > first:  # whole pages inside the view only: a neighbour may be in use
-            mm.madvise(mmap.MADV_DONTNEED, first, end - first)
 
 
 def encode_text(text: str, vocab: str) -> tuple[np.ndarray, int]:

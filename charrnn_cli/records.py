@@ -2,10 +2,11 @@
 edited or damaged by hand.
 
 A run's config.json (and the config inside a checkpoint) must have the sections and field types
-the dataclasses of config.py declare; a metrics.jsonl line must be a JSON object with a whole
-`step` and numbers (or null) where numbers go. The checks return what is wrong, in words that
-name the field, and leave it to the caller to name the file and decide: refuse the command on
-that run, or list the run with a warning. Standard library and config.py only (no torch).
+the dataclasses of config.py declare, and a fine-tuned run's `parent` record its fields; a
+metrics.jsonl line must be a JSON object with a whole `step` and numbers (or null) where numbers
+go. The checks return what is wrong, in words that name the field, and leave it to the caller to
+name the file and decide: refuse the command on that run, or list the run with a warning.
+Standard library and config.py only (no torch).
 """
 
 from __future__ import annotations
@@ -94,7 +95,25 @@ def config_problem(data: Any, *, corpus: bool = True) -> str | None:
         why = "corpus is not a JSON object"
     if why is None and "vocab" in data and not isinstance(data["vocab"], str):
         why = "vocab is not a string"
-    return why
+    return why or parent_problem(data.get("parent"))
+
+
+def parent_problem(parent: Any) -> str | None:
+    """What is wrong with a fine-tuned run's `parent` record (lineage.py; None: trained from
+    scratch): the run's name is needed; the other fields may be missing or null, not of another
+    kind."""
+    if parent is None:
+        return None
+    if not isinstance(parent, dict):
+        return "parent is not a JSON object"
+    if not isinstance(parent.get("run"), str):
+        return f"parent.run is {_shown(parent.get('run'))}, not a string"
+    for key, kind in {"checkpoint": "str", "added": "str", "step": "int", "sha256": "str"}.items():
+        if parent.get(key) is not None and not _KINDS[kind](parent[key]):
+            return f"parent.{key} is {_shown(parent[key])}, not {_WORDS[kind]}"
+    if parent.get("corpus") is not None and not isinstance(parent["corpus"], dict):
+        return "parent.corpus is not a JSON object"
+    return None
 
 
 def field(data: Any, key: str, check: Any = None) -> Any:

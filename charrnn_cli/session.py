@@ -3,14 +3,15 @@
 A new run merges defaults, preset and the options given; a resumed run takes its stored
 config and corpus and refuses any change that would make it a different run (another corpus
 or vocabulary, another model or optimisation option). Everything a user can get wrong is
-checked here, before anything is written.
+checked here, before anything is written. A fine-tuned run (`--init-from`) takes its model's
+shape from its parent and a vocabulary that extends the parent's (lineage.py).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli import config, corpora, encode, store
+from charrnn_cli import config, corpora, encode, lineage, store
 from charrnn_cli.data import CorpusRecord, Job, check_data
 from charrnn_cli.errors import CharrnnError, UsageError
 
@@ -26,6 +27,7 @@ def prepare(
     given: dict[str, Any],
     comm: Comm,
     progress: encode.Progress | None = None,
+    init_from: str | None = None,
 ) -> Job:
     """The Job to train, or a CharrnnError saying what to change; `progress(done, total)`
     hears about the bytes of a corpus being encoded."""
@@ -35,10 +37,15 @@ def prepare(
             "with `charrnn fetch --from - --name NAME` and train on NAME"
         )
     if resume:
-        return _resumed(corpus_spec, run, preset, given, progress)
+        return _resumed(corpus_spec, run, preset, given, init_from, progress)
+    parent = lineage.plan(init_from) if init_from else None
+    if parent is not None:
+        given = lineage.shaped(parent, given)
     model_cfg, train_cfg = config.build(given, preset)
     cf = corpora.resolve(corpus_spec or corpora.DEFAULT)
     data = encode.load(cf.path, cf.sha256, model_cfg.vocab, progress)
+    if parent is not None:  # a byte run's vocabulary is whole already: nothing is added
+        data = lineage.remap(data, lineage.merge_vocab(parent.vocab, data.vocab))
     check_data(data.ids, train_cfg, comm.world, data.distinct)
     name = store.check_name(run) if run else store.new_name(cf.name, model_cfg.cell)
     name = str(comm.broadcast_object(name))
@@ -50,7 +57,10 @@ def prepare(
     model_cfg.vocab_size = len(data.vocab)
     check_fits(model_cfg)
     corpus = CorpusRecord.of(cf)
-    return Job(name, model_cfg, train_cfg, data, corpus, resume=False, preset=preset or "tutorial")
+    record = lineage.record(parent, data.vocab) if parent is not None else None
+    job = Job(name, model_cfg, train_cfg, data, corpus, preset=preset or "tutorial")
+    job.parent = record
+    return job
 
 
 def check_fits(model_cfg: config.ModelConfig) -> None:
@@ -83,6 +93,7 @@ def _resumed(
     run: str | None,
     preset: str | None,
     given: dict,
+    init_from: str | None,
     progress: encode.Progress | None = None,
 ) -> Job:
     if not run:
@@ -97,6 +108,7 @@ def _resumed(
             f"`charrnn runs rm {name}`"
         )
     stored = store.read_config(name)
+    _same_parent(stored, init_from)
     stored_preset = stored.get("preset", "tutorial")
     if preset is not None and preset != stored_preset:
         raise UsageError(f"--preset {preset} differs from the run's stored preset {stored_preset}")
@@ -113,7 +125,22 @@ def _resumed(
     else:
         cf = corpora.stored(want)
     data = encode.load(cf.path, cf.sha256, model_cfg.vocab, progress)
+    if stored.get("parent"):  # a fine-tuned run's vocabulary extends its corpus's
+        data = lineage.remap(data, str(stored.get("vocab")))
     if data.vocab != stored.get("vocab"):
         raise UsageError("the corpus's vocabulary differs from the run's: start a new --run")
     corpus = CorpusRecord.of(cf)
     return Job(name, model_cfg, train_cfg, data, corpus, resume=True, preset=stored_preset)
+
+
+def _same_parent(stored: dict[str, Any], init_from: str | None) -> None:
+    """--init-from on --resume may only name the parent the run was fine-tuned from."""
+    if init_from is None:
+        return
+    was = (stored.get("parent") or {}).get("run")
+    if lineage.parse(init_from)[0] != was:
+        whence = f"was fine-tuned from {was!r}" if was else "was trained from scratch"
+        raise UsageError(
+            f"--init-from {init_from}: run {stored.get('name')!r} {whence}; --resume "
+            "continues it as it began (drop --init-from)"
+        )

@@ -253,6 +253,8 @@ def new_run(job: Job, **facts: Any) -> MetricsWriter:
     config = {"name": job.name, "preset": job.preset, **to_dict(job.model, job.train)}
     config.update(corpus=job.corpus.to_dict(), vocab=job.data.vocab, **facts)
     config.update(charrnn=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    if job.parent is not None:  # fine-tuned: the run it started from (lineage.py)
+        config["parent"] = job.parent.to_dict()
     _make_folder(job.name)
     write_config(job.name, config)
     rewrite_metrics(job.name, 0)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn_cli import batches, checkpoint, device, store, train_state
+from charrnn_cli import batches, checkpoint, device, finetune, store, train_state
 from charrnn_cli.data import Job, check_data
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, UsageError
@@ -101,7 +101,7 @@ class Trainer:
         self.last_save = 0.0
 
     def restore(self) -> None:
-        """Take up where the checkpoint left off (a resumed job), and set the step budget."""
+        """Take up where the checkpoint (fine-tuning: the parent's) left off; set the budget."""
         ck, self._ck = self._ck, None
         if ck is not None:
             checkpoint.restore(ck, self.run / "last.pt", self.model, self.opt, self.scaler)
@@ -109,6 +109,8 @@ class Trainer:
             rngs = ck.get("rng") or []
             if self.comm.rank < len(rngs):
                 checkpoint.set_rng_state(rngs[self.comm.rank])
+        elif self.job.parent is not None:  # fine-tuning: the parent's weights, a fresh optimizer
+            finetune.init_from(self.model, self.job, self.comm)
         s, tcfg = self.state, self.tcfg
         self.total = per_run = self.shard.per_epoch * tcfg.epochs
         if tcfg.max_steps is not None:

@@ -195,11 +195,14 @@ def held_out_text(name: str, data: dict, vocab: str, max_chars: int) -> str:
     from charrnn_cli import corpora, store
     from charrnn_cli.checkpoint import configs
     from charrnn_cli.data import split
+    from charrnn_cli.idmaps import remap_ids
 
     _, tcfg = configs(data)
     cf = corpora.stored(store.read_config(name).get("corpus", {}))
     enc = encode.load(cf.path, cf.sha256)
-    if enc.vocab != vocab:
-        raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary")
     _, val_ids = split(enc.ids, tcfg.val_fraction)
-    return decode(val_ids[:max_chars], vocab)
+    try:  # a fine-tuned run's vocabulary extends its corpus's: move the ids onto it
+        val_ids = remap_ids(val_ids[:max_chars], enc.vocab, vocab)
+    except CharrnnError:
+        raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary") from None
+    return decode(val_ids, vocab)

@@ -13,7 +13,7 @@ from charrnn_cli.errors import UsageError
 from charrnn_cli.model import FUSED
 
 # `charrnn train` options that are not part of a run's config
-COMMAND_ONLY = {"corpus", "run", "resume", "preset", "nproc", "quiet"}
+COMMAND_ONLY = {"corpus", "run", "resume", "init_from", "preset", "nproc", "quiet"}
 
 
 def _options() -> dict[str, inspect.Parameter]:

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from charrnn_cli import encode
+from charrnn_cli import encode, idmaps
 from charrnn_cli.errors import CharrnnError, CorruptFileError, WriteError
 from charrnn_cli.vocab import BYTES
 
@@ -185,7 +185,7 @@ def test_counting_a_mapped_tail_does_not_keep_it_resident(tmp_path):
     path.write_bytes(b"the cat sat on the mat.\n" * 1_000_000)  # 24 MB
     ids = encode.load(path).ids
     before = _rss_file_kb()
-    counts = encode.count_ids(ids[4_000_000:], len(encode.load(path).vocab))
+    counts = idmaps.count_ids(ids[4_000_000:], len(encode.load(path).vocab))
     assert counts.sum() == len(ids) - 4_000_000
     assert _rss_file_kb() - before < 4096  # the 20 MB read were let go
     int(np.asarray(ids[4_000_000:]).sum())  # the control: reading it keeps it resident

@@ -28,7 +28,7 @@ def test_runs_json_lists_each_run(cli, two_runs):
 
 def test_runs_piped_is_tab_separated(cli, two_runs):
     lines = cli("runs").out.strip().splitlines()
-    assert len(lines) == 2 and all(len(line.split("\t")) == 11 for line in lines)
+    assert len(lines) == 2 and all(len(line.split("\t")) == 12 for line in lines)
 
 
 def test_show_draws_curves_and_path_prints_the_folder(cli, two_runs, charrnn_home):

@@ -90,16 +90,19 @@ def _held_out(model, name: str, vocab: str, kind: str, train_cfg, max_chars: int
     from charrnn_cli import encode
     from charrnn_cli.data import split
     from charrnn_cli.evaluate import eval_rows, score
+    from charrnn_cli.idmaps import remap_ids
     from charrnn_cli.progress import Reporter
     from charrnn_cli.vocab import characters_in
 
     cf = _run_corpus(name)
     with Reporter(f"encoding {cf.name}") as progress:
         data = encode.load(cf.path, cf.sha256, kind, progress)
-    if data.vocab != vocab:
-        raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary")
     _, val_ids = split(data.ids, train_cfg.val_fraction)
-    rows = eval_rows(val_ids[:max_chars])
+    try:  # a fine-tuned run's vocabulary extends its corpus's: move the ids onto it
+        val_ids = remap_ids(val_ids[:max_chars], data.vocab, vocab)
+    except CharrnnError:
+        raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary") from None
+    rows = eval_rows(val_ids)
     dev = next(model.parameters()).device
     with Reporter("scoring the held-out text", unit="k chars", scale=1e3) as progress:
         total = score(model, rows, dev, progress=progress)

@@ -35,3 +35,16 @@ TrainDeviceOption = Annotated[
     str | None,
     typer.Option(help=f"{DEVICES} [auto].", rich_help_panel=PANEL_RUN, show_default=False),
 ]
+# `charrnn train --init-from`: the parent run to fine-tune (lineage.py)
+InitFromOption = Annotated[
+    str | None,
+    _run(
+        "Fine-tune: start from RUN[:best|last]'s weights (best by default) on --corpus. The "
+        "model's shape is the parent's; new characters are appended to its vocabulary. --lr "
+        "is the preset's, as from scratch: lower rates learnt the new text more slowly "
+        "(measured: README, Fine-tuning).",
+        rich_help_panel=PANEL_RUN,
+        show_default=False,
+        metavar="RUN[:best|last]",
+    ),
+]

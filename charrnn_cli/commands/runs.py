@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from charrnn_cli import console, store
+from charrnn_cli import console, lineage, store
 from charrnn_cli.errors import CharrnnError, UsageError
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ RunName = Annotated[
     ),
 ]
 COLUMNS = ("run", "corpus", "cell", "size", "params", "steps", "epochs", "best loss", "bits/char")
-COLUMNS += ("device", "modified")
+COLUMNS += ("device", "modified", "parent")
 
 
 @app.callback()
@@ -43,7 +43,8 @@ def runs(
     for name in store.all_names():
         problems: list[str] = []
         try:
-            rows.append(store.summary(name, problems))
+            # the parent is read leniently: a damaged one is among `problems` (records.py)
+            rows.append({**store.summary(name, problems), "parent": lineage.parent_of(name)})
         except CharrnnError as exc:  # not even its config.json can be read: not listed
             console.warn(f"{name}: {exc}")
         for problem in problems:  # listed, with what could not be read
@@ -70,7 +71,9 @@ def _cells(r: dict, parameters: str) -> list[str]:
     size = f"{r['layers']}x{r['hidden_size']}"
     loss, bpc = _fmt(r["best_val_loss"]), _fmt(r["best_val_bpc"])
     head = [str(r["name"]), str(r["corpus"]), str(r["cell"]), size, parameters]
-    return head + [str(r["steps"]), str(r["epochs"]), loss, bpc, str(r["device"]), r["modified"]]
+    parent = (r.get("parent") or {}).get("run") or "-"
+    tail = [str(r["device"]), r["modified"], str(parent)]
+    return head + [str(r["steps"]), str(r["epochs"]), loss, bpc, *tail]
 
 
 def _table(rows: list[dict]) -> None:
@@ -104,10 +107,11 @@ def show(
     metrics = store.read_metrics(name, problems)
     for problem in problems:
         console.warn(problem)
+    chain = lineage.chain(name)
     if json_out:
-        console.out_json({"config": cfg, "metrics": metrics})
+        console.out_json({"config": cfg, "metrics": metrics, "lineage": chain})
         return
-    console.out(_describe(name, cfg, store.summary(name)))
+    console.out(_describe(name, cfg, store.summary(name), chain))
     train = [(r["step"], r["train_loss"]) for r in metrics if r.get("train_loss") is not None]
     val = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
     console.out(ascii_chart({"train": train, "held-out": val}, width=64, height=16))
@@ -116,9 +120,9 @@ def show(
         console.log(f"wrote {plot}")
 
 
-def _describe(name: str, cfg: dict, summary: dict) -> str:
-    """The head of `runs show`: what the run is and how far it got (config.json is checked,
-    but a field an older charrnn did not write may be missing)."""
+def _describe(name: str, cfg: dict, summary: dict, chain: list[dict]) -> str:
+    """The head of `runs show`: what the run is, how far it got and its lineage (config.json is
+    checked, but a field an older charrnn did not write may be missing)."""
     m, corpus = cfg["model"], cfg.get("corpus", {})
     return "\n".join(
         [
@@ -134,8 +138,19 @@ def _describe(name: str, cfg: dict, summary: dict) -> str:
             f"({_fmt(summary['best_val_bpc'])} bits)",
             f"device      {cfg.get('device')}; torch {cfg.get('torch')}, "
             f"charrnn {cfg.get('charrnn')}",
+            *(["lineage     " + " <- ".join([name, *map(_ancestor, chain)])] if chain else []),
             "",
         ]
+    )
+
+
+def _ancestor(parent: dict) -> str:
+    """A parent in the lineage line: `name (best.pt at step 1200 on tinyshakespeare, +12 chars)`."""
+    gone = "" if parent.get("exists") else ", since removed"
+    corpus = (parent.get("corpus") or {}).get("name")
+    return (
+        f"{parent.get('run')} ({parent.get('checkpoint')}.pt at step {parent.get('step')} on "
+        f"{corpus}, +{len(parent.get('added') or '')} characters{gone})"
     )
 
 

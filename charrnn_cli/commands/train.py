@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from charrnn_cli import config, console, store
-from charrnn_cli.commands.options import PANEL_RUN, NewRunOption, TrainDeviceOption
+from charrnn_cli import config, console, lineage, store
+from charrnn_cli.commands.options import (
+    PANEL_RUN,
+    InitFromOption,
+    NewRunOption,
+    TrainDeviceOption,
+)
 from charrnn_cli.errors import Interrupted
 from charrnn_cli.stopping import Stopper
 
@@ -46,6 +51,7 @@ def train(
     ] = None,
     run: NewRunOption = None,
     resume: Annotated[bool, _opt("Continue --run from its last checkpoint.", PANEL_RUN)] = False,
+    init_from: InitFromOption = None,
     preset: Annotated[
         config.Preset | None,
         _opt(
@@ -163,7 +169,9 @@ def train(
     comm = from_env(device or "auto")
     try:
         with Reporter("encoding the corpus", quiet=quiet or not comm.is_main) as progress:
-            job = prepare(corpus, run, resume, preset, given, comm, progress)
+            job = prepare(corpus, run, resume, preset, given, comm, progress, init_from)
+        if job.parent is not None and comm.is_main and not quiet:  # markup off: '[' may be added
+            console.err().print(lineage.describe(job.parent), markup=False, soft_wrap=True)
         stopper = Stopper()
         with store.lock(job.name) if comm.is_main else contextlib.nullcontext(), stopper:
             records = run_training(job, should_stop=stopper.reason, comm=comm)
