@@ -97,9 +97,9 @@ def _held_out(model, name: str, vocab: str, kind: str, train_cfg, max_chars: int
     cf = _run_corpus(name)
     with Reporter(f"encoding {cf.name}") as progress:
         data = encode.load(cf.path, cf.sha256, kind, progress)
-    _, val_ids = split(data.ids, train_cfg.val_fraction)
+    _, tail = split(data.ids, train_cfg.val_fraction)
     try:  # a fine-tuned run's vocabulary extends its corpus's: move the ids onto it
-        val_ids = remap_ids(val_ids[:max_chars], data.vocab, vocab)
+        val_ids = remap_ids(tail[:max_chars], data.vocab, vocab)
     except CharrnnError:
         raise CharrnnError(f"the corpus of run {name!r} no longer matches its vocabulary") from None
     rows = eval_rows(val_ids)
@@ -108,7 +108,7 @@ def _held_out(model, name: str, vocab: str, kind: str, train_cfg, max_chars: int
         total = score(model, rows, dev, progress=progress)
     chars = characters_in(rows[:, 1:]) if kind == "bytes" else total.chars
     source = f"{cf.name} (held-out {train_cfg.val_fraction:g})"
-    if max_chars is not None and max_chars < len(val_ids):
+    if max_chars is not None and max_chars < len(tail):
         source += f", its first {max_chars:,} characters"
     return total, chars, source
 
