@@ -46,3 +46,19 @@ def test_help_in_a_subprocess_does_not_import_torch():
     )
     assert r.returncode == 0
     assert not any(line.rstrip().endswith("| torch") for line in r.stderr.splitlines())
+
+
+def test_help_shows_the_defaults_written_in_brackets(cli, monkeypatch):
+    """Typer's rich help takes "[cosine]" for a markup tag and drops it: every default a help
+    text names in brackets must reach the screen."""
+    monkeypatch.setenv("COLUMNS", "250")  # one line an option: no bracket split by wrapping
+    shown = {
+        ("train",): ["[tinyshakespeare]", "[lstm]", "[chars]", "[cosine]", "[adam]", "[auto]"],
+        ("sample",): ["[latest]"],
+        ("viz", "cells"): ["[the last]", "[the best for each signal]", "[latest]"],
+    }
+    for args, defaults in shown.items():
+        r = cli(*args, "--help")
+        assert r.code == 0
+        for default in defaults:
+            assert default in r.out, (args, default)

@@ -12,8 +12,14 @@ DEVICES = "auto, cpu, cuda, cuda:N or mps"
 PANEL_RUN = "Run"  # `charrnn train --help` groups its options in panels
 
 
+def escaped(help: str) -> str:
+    """Help text as Typer's rich formatting shows it: a default in brackets ("[cosine]") would
+    be taken for a markup tag and vanish."""
+    return help.replace("[", "\\[")
+
+
 def _run(help: str, **kw: Any) -> Any:
-    return typer.Option(help=help, autocompletion=store.complete_run_name, **kw)
+    return typer.Option(help=escaped(help), autocompletion=store.complete_run_name, **kw)
 
 
 RunOption = Annotated[str | None, _run("Run: a name, a unique prefix or latest [latest].")]
@@ -33,7 +39,7 @@ DeviceOption = Annotated[str, typer.Option(help=f"{DEVICES}.")]
 # `charrnn train`'s: None when not given, so --resume keeps the stored device
 TrainDeviceOption = Annotated[
     str | None,
-    typer.Option(help=f"{DEVICES} [auto].", rich_help_panel=PANEL_RUN, show_default=False),
+    typer.Option(help=escaped(f"{DEVICES} [auto]."), rich_help_panel=PANEL_RUN, show_default=False),
 ]
 # `charrnn train --init-from`: the parent run to fine-tune (lineage.py)
 InitFromOption = Annotated[

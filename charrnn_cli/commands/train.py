@@ -23,6 +23,7 @@ from charrnn_cli.commands.options import (
     InitFromOption,
     NewRunOption,
     TrainDeviceOption,
+    escaped,
 )
 from charrnn_cli.errors import Interrupted
 from charrnn_cli.stopping import Stopper
@@ -38,7 +39,7 @@ PANEL_OPT = "Optimisation"
 
 
 def _opt(help: str, panel: str, **kw: Any) -> Any:
-    return typer.Option(help=help, rich_help_panel=panel, show_default=False, **kw)
+    return typer.Option(help=escaped(help), rich_help_panel=panel, show_default=False, **kw)
 
 
 def train(

@@ -10,6 +10,7 @@ from typing import IO, Annotated, Any, Literal
 import typer
 
 from charrnn_cli import console
+from charrnn_cli.commands.options import escaped
 from charrnn_cli.errors import CharrnnError, UsageError
 
 HELD_OUT_CHARS = 3000  # default text: the start of the run's held-out tail
@@ -25,15 +26,19 @@ CorpusOption = Annotated[
 MaxCharsOption = Annotated[
     int | None,
     typer.Option(
-        help="Use at most N characters [the first 3,000 of the held-out text (30,000 for find), "
-        "100,000 of --text/--corpus].",
+        help=escaped(
+            "Use at most N characters [the first 3,000 of the held-out text (30,000 for find), "
+            "100,000 of --text/--corpus]."
+        ),
         min=2,
         max=1_000_000,
     ),
 ]
 StateOption = Annotated[
     Literal["c", "h"] | None,
-    typer.Option(help="Activation shown: tanh(c) or h [c for an LSTM; GRU and RNN have h]."),
+    typer.Option(
+        help=escaped("Activation shown: tanh(c) or h [c for an LSTM; GRU and RNN have h].")
+    ),
 ]
 HtmlOption = Annotated[
     Path | None, typer.Option("--html", help="Write a self-contained page to FILE.")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from charrnn_cli import console
-from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
+from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption, escaped
 from charrnn_cli.commands.viz_common import (
     BUILT_IN_SIGNALS,
     FIND_CHARS,
@@ -93,11 +93,15 @@ def cells(
     checkpoint: CheckpointOption = "best",
     layer: Annotated[
         int | None,
-        typer.Option(help="The layer of --unit (1 = next to the input) [the last].", min=1),
+        typer.Option(
+            help=escaped("The layer of --unit (1 = next to the input) [the last]."), min=1
+        ),
     ] = None,
     unit: Annotated[
         list[int] | None,
-        typer.Option(help="A unit to show; repeat for more [the best for each signal].", min=0),
+        typer.Option(
+            help=escaped("A unit to show; repeat for more [the best for each signal]."), min=0
+        ),
     ] = None,
     state: StateOption = None,
     text: TextOption = None,
