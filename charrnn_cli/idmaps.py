@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import mmap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,12 @@ def remap_ids(ids: np.ndarray, old: str, new: str) -> np.ndarray:
     return ids if old == new else lookup(old, new)[ids]
 
 
-def remapped(data: Encoded, vocab: str) -> Encoded:
+def remapped(
+    data: Encoded, vocab: str, progress: Callable[[int, int | None], None] | None = None
+) -> Encoded:
     """`data` with its ids moved onto `vocab`, which must hold every character of the text:
-    mapped from a cache entry of their own when `data`'s are mapped (see the docstring)."""
+    mapped from a cache entry of their own when `data`'s are mapped (see the docstring).
+    `progress(done, total)` hears about the characters moved into a new entry."""
     if data.vocab == vocab:
         return data
     table = lookup(data.vocab, vocab)
@@ -84,7 +88,7 @@ def remapped(data: Encoded, vocab: str) -> Encoded:
     ids = None
     if isinstance(data.ids, np.memmap) and len(data.ids) >= IN_MEMORY:
         ids = _cached(data, vocab)
-        ids = _write(data, vocab, table) if ids is None else ids
+        ids = _write(data, vocab, table, progress) if ids is None else ids
     if ids is None:  # small, held in memory, or a cache that cannot be written
         ids = table[data.ids]
     return dataclasses.replace(data, ids=ids, vocab=vocab, counts=counts)
@@ -113,7 +117,9 @@ def _cached(data: Encoded, vocab: str) -> np.ndarray | None:
     return ids if ok else None
 
 
-def _write(data: Encoded, vocab: str, table: np.ndarray) -> np.ndarray | None:
+def _write(
+    data: Encoded, vocab: str, table: np.ndarray, progress: Callable | None
+) -> np.ndarray | None:
     """Move the ids a piece at a time into the cache entry; None if it cannot be written."""
     ids_path, meta_path = _files(data, vocab)
     digest, step = hashlib.sha256(), CHUNK // data.ids.itemsize
@@ -124,12 +130,16 @@ def _write(data: Encoded, vocab: str, table: np.ndarray) -> np.ndarray | None:
         with paths.atomic_writer(ids_path) as fh:
             fh.write(head.getvalue())
             digest.update(head.getvalue())
+            if progress is not None:
+                progress(0, len(data.ids))
             for start in range(0, len(data.ids), step):
                 part = data.ids[start : start + step]
                 moved = memoryview(table[part]).cast("B")
                 fh.write(moved)
                 digest.update(moved)
                 release(part)
+                if progress is not None:
+                    progress(start + len(part), len(data.ids))  # characters, as encoding
         meta = {"vocab": vocab, "length": len(data.ids), "npy_sha256": digest.hexdigest()}
         paths.atomic_write_text(meta_path, json.dumps(meta))
     except (OSError, WriteError):

@@ -15,6 +15,7 @@ the parent run.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -106,12 +107,12 @@ def merge_vocab(parent: str, corpus: str) -> str:
     return parent + "".join(sorted({c for c in corpus if c not in known}))
 
 
-def remap(data: Encoded, vocab: str) -> Encoded:
+def remap(data: Encoded, vocab: str, progress: Callable | None = None) -> Encoded:
     """`data` with its ids moved onto `vocab`, which must hold every character of the text
     (idmaps.remapped: a mapped cache entry of their own for a large corpus)."""
     from charrnn_cli.idmaps import remapped
 
-    return remapped(data, vocab)
+    return remapped(data, vocab, progress)
 
 
 def record(parent: Plan, vocab: str) -> ParentRecord:

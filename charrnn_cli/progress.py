@@ -43,8 +43,10 @@ class Reporter:
         return f"{share}, {rate}, {left:,.0f} s left"
 
     def __call__(self, done: int, total: int | None) -> None:
-        self.done, self.total = done, total
         now = time.monotonic()
+        if done == 0 or done < self.done:  # a (new) piece of work begins: its own clock
+            self.start, self.next_line = now, max(self.next_line, now + DELAY_S)
+        self.done, self.total = done, total
         if self.quiet or now < self.next_line:
             return
         self.shown = True

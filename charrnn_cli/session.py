@@ -45,7 +45,7 @@ def prepare(
     cf = corpora.resolve(corpus_spec or corpora.DEFAULT)
     data = encode.load(cf.path, cf.sha256, model_cfg.vocab, progress)
     if parent is not None:  # a byte run's vocabulary is whole already: nothing is added
-        data = lineage.remap(data, lineage.merge_vocab(parent.vocab, data.vocab))
+        data = lineage.remap(data, lineage.merge_vocab(parent.vocab, data.vocab), progress)
     check_data(data.ids, train_cfg, comm.world, data.distinct)
     name = store.check_name(run) if run else store.new_name(cf.name, model_cfg.cell)
     name = str(comm.broadcast_object(name))
@@ -126,7 +126,7 @@ def _resumed(
         cf = corpora.stored(want)
     data = encode.load(cf.path, cf.sha256, model_cfg.vocab, progress)
     if stored.get("parent"):  # a fine-tuned run's vocabulary extends its corpus's
-        data = lineage.remap(data, str(stored.get("vocab")))
+        data = lineage.remap(data, str(stored.get("vocab")), progress)
     if data.vocab != stored.get("vocab"):
         raise UsageError("the corpus's vocabulary differs from the run's: start a new --run")
     corpus = CorpusRecord.of(cf)

@@ -75,3 +75,15 @@ def test_a_piece_is_moved_in_memory_and_the_same_vocabulary_moves_nothing(mapped
     piece = idmaps.remap_ids(mapped.ids[:40], mapped.vocab, vocab)
     assert "".join(vocab[i] for i in piece) == TEXT[:40]
     assert idmaps.remapped(mapped, mapped.vocab) is mapped
+
+
+def test_moving_ids_into_a_new_entry_reports_its_progress(mapped, monkeypatch):
+    monkeypatch.setattr(idmaps, "CHUNK", 512)  # several pieces
+    heard: list[tuple[int, int | None]] = []
+    idmaps.remapped(mapped, mapped.vocab[::-1], lambda done, total: heard.append((done, total)))
+    total = len(mapped.ids)
+    assert len(heard) > 2 and all(t == total for _, t in heard) and heard[0][0] == 0
+    assert [d for d, _ in heard] == sorted({d for d, _ in heard}) and heard[-1][0] == total
+    heard.clear()
+    idmaps.remapped(mapped, mapped.vocab[::-1], lambda done, total: heard.append((done, total)))
+    assert heard == []  # read from the entry: nothing to report

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from charrnn_cli import progress
 from tests.helpers import TINY
 
@@ -45,3 +47,16 @@ def test_train_reports_the_encoding_and_eval_the_scoring(cli, tiny_corpus, monke
     e = cli("eval", "--run", "p", "--json")
     assert "scoring the held-out text:" in e.err and "k chars/s" in e.err
     assert json.loads(e.out)["chars"] > 0  # stdout: the data alone
+
+
+def test_a_second_piece_of_work_gets_its_own_clock(capsys, monkeypatch):
+    """Work reported from 0 again (ids moved after a cached encoding was checked) has its own
+    rate and time left, not one diluted by the time before it began."""
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    r = progress.Reporter("encoding the corpus")
+    clock[0] += 30.0  # half a minute of other work
+    r(0, 1000 * 10**6)
+    clock[0] += 2.0
+    r(500 * 10**6, 1000 * 10**6)
+    assert r.rate() == pytest.approx(250.0) and "2 s left" in r.text()
