@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn_cli import paths, utf8scan
-from charrnn_cli.encode import CHUNK, Encoded, file_sha256, smallest_dtype
+from charrnn_cli import locks, paths, utf8scan
+from charrnn_cli.encode import CHUNK, LOCK_WAIT_S, Encoded, file_sha256, smallest_dtype
 from charrnn_cli.errors import CharrnnError, WriteError
 
 IN_MEMORY = 1 << 24  # ids below this many are moved in memory: not worth a cache entry
@@ -87,8 +87,12 @@ def remapped(
     counts[table] = data.counts
     ids = None
     if isinstance(data.ids, np.memmap) and len(data.ids) >= IN_MEMORY:
-        ids = _cached(data, vocab)
-        ids = _write(data, vocab, table, progress) if ids is None else ids
+        ids_path, _ = _files(data, vocab)
+        # one writer: the ranks of a data-parallel run (or two trainings) wait for it and
+        # then map its entry, rather than each writing the whole corpus again
+        with locks.file_lock(ids_path.with_suffix(".lock"), wait=LOCK_WAIT_S, best_effort=True):
+            ids = _cached(data, vocab)
+            ids = _write(data, vocab, table, progress) if ids is None else ids
     if ids is None:  # small, held in memory, or a cache that cannot be written
         ids = table[data.ids]
     return dataclasses.replace(data, ids=ids, vocab=vocab, counts=counts)

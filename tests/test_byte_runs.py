@@ -93,3 +93,19 @@ def test_eval_max_chars_scores_the_start_of_the_tail(cli, tiny_corpus):
     file_part = cli("eval", "--run", "c", "--json", "--corpus", str(tiny_corpus), "--max-chars",
                     "500")  # fmt: skip
     assert json.loads(file_part.out)["chars"] <= 500
+
+
+def test_eval_max_chars_of_a_text_scores_only_its_first_characters(cli, tiny_corpus, monkeypatch):
+    """Read in blocks, a text cut at --max-chars is scored from its first N characters alone,
+    as if the rest were not there: never a piece of a later block."""
+    from charrnn_cli.commands import evaluate as evaluate_cmd
+
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "c", *TINY, "--max-steps", "5")
+    assert r.code == 0, r.err
+    head = tiny_corpus.parent / "head.txt"
+    head.write_text(tiny_corpus.read_text(encoding="utf-8")[:700], encoding="utf-8")
+    monkeypatch.setattr(evaluate_cmd, "BLOCK_CHARS", 300)  # the cut falls in the third block
+    cut = json.loads(cli("eval", "--run", "c", "--json", "--corpus", str(tiny_corpus),
+                         "--max-chars", "700").out)  # fmt: skip
+    alone = json.loads(cli("eval", "--run", "c", "--json", "--corpus", str(head)).out)
+    assert cut["chars"] == alone["chars"] and cut["loss"] == pytest.approx(alone["loss"])

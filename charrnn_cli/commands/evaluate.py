@@ -122,7 +122,7 @@ def _text(model, corpus: str, vocab: str, kind: str, strict: bool, max_chars: in
     from charrnn_cli.vocab import characters_in
 
     dev = next(model.parameters()).device
-    total, chars, skipped = Score(), 0, 0
+    total, chars, skipped, taken = Score(), 0, 0, 0
     for text in _blocks(corpus):
         if kind == "bytes":
             ids, dropped = np.frombuffer(text.encode("utf-8"), dtype=np.uint8), 0
@@ -135,13 +135,14 @@ def _text(model, corpus: str, vocab: str, kind: str, strict: bool, max_chars: in
                 "(without --strict they are counted and skipped)"
             )
         skipped += dropped
-        if max_chars is not None:
-            ids = ids[: max(0, max_chars - total.chars - 1)]
+        if max_chars is not None:  # the first max_chars characters read, whatever is scored
+            ids = ids[: max_chars - taken]
+            taken += len(ids)
         if len(ids) >= 2:
             rows = eval_rows(ids)
             total.add(score(model, rows, dev))
             chars += characters_in(rows[:, 1:]) if kind == "bytes" else 0
-        if max_chars is not None and total.chars >= max_chars - 1:
+        if max_chars is not None and taken >= max_chars:
             break
     if total.chars == 0:
         raise UsageError("the text has fewer than 2 characters the run knows: nothing to score")
