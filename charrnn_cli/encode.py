@@ -138,10 +138,7 @@ class _Sink:
         self.held = np.empty(plan.length, plan.dtype) if fh is None else None
         self.file_sha256 = hashlib.sha256()  # of every byte of the .npy, header included
         if fh is not None:
-            header = {"descr": np.lib.format.dtype_to_descr(plan.dtype), "fortran_order": False}
-            head = io.BytesIO()
-            np.lib.format.write_array_header_1_0(head, {**header, "shape": (plan.length,)})
-            self._write(head.getvalue())
+            self._write(npy_header(plan.dtype, plan.length))
 
     def _write(self, data: bytes | memoryview) -> None:
         assert self.fh is not None
@@ -166,16 +163,25 @@ class _Sink:
             raise _changed(self.label)
 
 
+def npy_header(dtype: np.dtype, length: int) -> bytes:
+    """The `.npy` header of `length` ids of `dtype`: the ids' bytes follow it as written."""
+    head = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
+    np.lib.format.write_array_header_1_0(head, {**header, "shape": (length,)})
+    return head.getvalue()
+
+
 def _cache_files(digest: str, kind: Kind) -> tuple[Path, Path]:
     stem = digest if kind == "chars" else f"{digest}.{kind}"
     folder = paths.cache_dir() / "encoded"
     return folder / f"{stem}.npy", folder / f"{stem}.json"
 
 
-def _cached(digest: str, kind: Kind) -> Encoded | None:
+def _cached(digest: str, kind: Kind, hashed: bool = False) -> Encoded | None:
     """The cached encoding, mapped read-only, if it is there and every part of it checks out:
     a vocabulary of sorted distinct characters (a byte run: all 256), a count per id adding up
-    to the length, and a `.npy` of that many unsigned ids whose bytes hash as recorded."""
+    to the length, and a `.npy` of that many unsigned ids whose bytes hash as recorded
+    (`hashed`: this process has just written it and hashed what it wrote)."""
     ids_path, meta_path = _cache_files(digest, kind)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -188,7 +194,7 @@ def _cached(digest: str, kind: Kind) -> Encoded | None:
         dtype = smallest_dtype(len(vocab))
         if counts.shape != (len(vocab),) or counts.min() < 0 or counts.sum() != length:
             return None
-        if file_sha256(ids_path) != npy_sha256:
+        if not hashed and file_sha256(ids_path) != npy_sha256:
             return None
         ids = np.load(ids_path, mmap_mode="r", allow_pickle=False) if length else None
         ids = np.zeros(0, dtype) if ids is None else ids  # an empty file cannot be mapped
@@ -266,7 +272,7 @@ def _encode(path: Path, sha256: str | None, kind: Kind, progress: Progress | Non
         held = _Sink(plan, label)
         held.fill(lambda: open(path, "rb"), kind, step)
         return Encoded(held.held, plan.vocab, plan.sha256, plan.counts, kind)
-    hit = _cached(plan.sha256, kind)
+    hit = _cached(plan.sha256, kind, hashed=True)
     if hit is None:
         raise CharrnnError(f"the encoding of {label} could not be read back from {ids_path}")
     return hit

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import mmap
 from collections.abc import Callable
@@ -24,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from charrnn_cli import locks, paths, utf8scan
-from charrnn_cli.encode import CHUNK, LOCK_WAIT_S, Encoded, file_sha256, smallest_dtype
+from charrnn_cli.encode import (
+    CHUNK,
+    LOCK_WAIT_S,
+    Encoded,
+    file_sha256,
+    npy_header,
+    smallest_dtype,
+)
 from charrnn_cli.errors import CharrnnError, WriteError
 
 IN_MEMORY = 1 << 24  # ids below this many are moved in memory: not worth a cache entry
@@ -105,14 +111,15 @@ def _files(data: Encoded, vocab: str) -> tuple[Path, Path]:
     return folder / f"{stem}.npy", folder / f"{stem}.json"
 
 
-def _cached(data: Encoded, vocab: str) -> np.ndarray | None:
-    """The moved ids, mapped, when the entry is there and checks out; else None."""
+def _cached(data: Encoded, vocab: str, hashed: bool = False) -> np.ndarray | None:
+    """The moved ids, mapped, when the entry is there and checks out (`hashed`: just written
+    and hashed as it was written); else None."""
     ids_path, meta_path = _files(data, vocab)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("vocab") != vocab or meta.get("length") != len(data.ids):
             return None
-        if file_sha256(ids_path) != meta.get("npy_sha256"):
+        if not hashed and file_sha256(ids_path) != meta.get("npy_sha256"):
             return None
         ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, TypeError, AttributeError, UnicodeDecodeError):
@@ -127,13 +134,11 @@ def _write(
     """Move the ids a piece at a time into the cache entry; None if it cannot be written."""
     ids_path, meta_path = _files(data, vocab)
     digest, step = hashlib.sha256(), CHUNK // data.ids.itemsize
-    head = io.BytesIO()
-    header = {"descr": np.lib.format.dtype_to_descr(table.dtype), "fortran_order": False}
-    np.lib.format.write_array_header_1_0(head, {**header, "shape": (len(data.ids),)})
+    head = npy_header(table.dtype, len(data.ids))
     try:
         with paths.atomic_writer(ids_path) as fh:
-            fh.write(head.getvalue())
-            digest.update(head.getvalue())
+            fh.write(head)
+            digest.update(head)
             if progress is not None:
                 progress(0, len(data.ids))
             for start in range(0, len(data.ids), step):
@@ -148,4 +153,4 @@ def _write(
         paths.atomic_write_text(meta_path, json.dumps(meta))
     except (OSError, WriteError):
         return None
-    return _cached(data, vocab)
+    return _cached(data, vocab, hashed=True)
