@@ -54,14 +54,14 @@ def minutes(default: float) -> float:
 def train_records(given: dict, preset: str | None = None, corpus_path: Path | None = None):
     """charrnn's own training loop, in this process: yields its records."""
     from charrnn_cli import config, encode
-    from charrnn_cli.data import CorpusRecord, Job
+    from charrnn_cli.data import CorpusInfo, Job
     from charrnn_cli.train import train
 
     scratch_home()
     model_cfg, train_cfg = config.build(given, preset)
     path = corpus_path or corpus()
     data = encode.load(path)
-    info = CorpusRecord(path.stem, str(path), data.sha256, "bench")
+    info = CorpusInfo(path.stem, str(path), data.sha256, "bench")
     name = f"bench-{os.getpid()}-{time.monotonic_ns()}"
     return train(Job(name, model_cfg, train_cfg, data, info, preset=preset or "tutorial"))
 

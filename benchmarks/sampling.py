@@ -11,7 +11,7 @@ import torch
 from benchmarks import reference
 from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
-from charrnn_cli.sample import Strategy, sample
+from charrnn_cli.sampling.samples import Strategy, sample
 
 N = 2000
 

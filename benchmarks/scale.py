@@ -35,7 +35,7 @@ t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[4])
 from pathlib import Path
 from charrnn_cli import config, corpora, encode
-from charrnn_cli.data import CorpusRecord, Job
+from charrnn_cli.data import CorpusInfo, Job
 from charrnn_cli.train import train
 side, path, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 cf = corpora.resolve(str(path))  # as `charrnn train --corpus PATH` does: hashed, checked
@@ -47,7 +47,7 @@ else:
     data = encode.load(cf.path, cf.sha256)
 evals = steps if side != "before" else 10**9  # the previous whole-tail evaluation: minutes
 model_cfg, train_cfg = config.build({"max_steps": steps, "eval_every": evals})
-record = CorpusRecord("c", str(path), data.sha256, "bench")
+record = CorpusInfo("c", str(path), data.sha256, "bench")
 job = Job(f"scale-{side}", model_cfg, train_cfg, data, record)
 out = {}
 for rec in train(job):

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from charrnn_cli import paths, records
+from charrnn_cli import paths, readback
 from charrnn_cli.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.model import CharRNN
@@ -58,7 +58,7 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "model" not in data or "config" not in data:
         raise CorruptFileError(f"checkpoint {path} is not a charrnn checkpoint")
     version = data.get("format", 0)
-    if records.is_int(version) and version > FORMAT:
+    if readback.is_int(version) and version > FORMAT:
         raise CorruptFileError(
             f"checkpoint {path} has format {version}, newer than this charrnn reads "
             f"({FORMAT}): upgrade charrnn"
@@ -78,20 +78,20 @@ def _problem(data: dict[str, Any]) -> str | None:
     ):
         return "the weights are not named tensors"
     cfg = data["config"]
-    why = records.config_problem(cfg, corpus=False)
+    why = readback.config_problem(cfg, corpus=False)
     if why is not None:
         return f"config: {why}"
     vocab = data.get("vocab")
     if not isinstance(vocab, str) or len(vocab) != cfg["model"].get("vocab_size", len(vocab)):
         return "the vocabulary is not a string of vocab_size characters"
-    if "format" in data and not records.is_int(data["format"]):
+    if "format" in data and not readback.is_int(data["format"]):
         return "format is not a whole number"
     for key in ("step", "epoch", "cursor", "skipped_steps", "world_size"):
-        if key in data and not records.is_int(data[key]):
+        if key in data and not readback.is_int(data[key]):
             return f"{key} is not a whole number"
     for key in ("elapsed_s", "best_val_loss", "train_loss_smooth"):
         value = data.get(key)
-        if value is not None and not (records.is_number(value) or value == math.inf):
+        if value is not None and not (readback.is_number(value) or value == math.inf):
             return f"{key} is not a number"
     return _state_problem(data, cfg["model"])
 
@@ -117,7 +117,7 @@ def _state_problem(data: dict[str, Any], model: dict[str, Any]) -> str | None:
         return "the optimizer state is damaged"
     unigram = data.get("unigram")
     if unigram is not None and not (
-        isinstance(unigram, list) and all(map(records.is_int, unigram))
+        isinstance(unigram, list) and all(map(readback.is_int, unigram))
     ):
         return "the character counts are damaged"
     return None
@@ -136,7 +136,7 @@ def _rng_fits(state: Any) -> bool:
     return (
         isinstance(python, list)
         and len(python) == 625
-        and all(records.is_int(v) and v < 2**32 for v in python)
+        and all(readback.is_int(v) and v < 2**32 for v in python)
         and python[-1] <= 624  # the position in the Mersenne Twister's state
     )
 

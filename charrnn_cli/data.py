@@ -1,6 +1,6 @@
 """What a training job is made of, torch-free: the corpus record, the job, the held-out split.
 
-`session.prepare` builds a `Job` and checks its data before anything is written, and `charrnn
+`jobs.prepare` builds a `Job` and checks its data before anything is written, and `charrnn
 eval` scores a run on the same held-out tail the trainer used; neither needs torch for that,
 so these live here rather than in the training loop. numpy is imported inside the functions
 (ruff keeps it off the module level outside the torch layer).
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CorpusRecord:
+class CorpusInfo:
     """The corpus a run trains on, as its config.json stores it."""
 
     name: str
@@ -31,14 +31,14 @@ class CorpusRecord:
     source: str  # url, "pysrc", "file:<abs path>", or "stdin"
 
     @classmethod
-    def of(cls, cf: CorpusFile) -> CorpusRecord:
+    def of(cls, cf: CorpusFile) -> CorpusInfo:
         return cls(cf.name, str(cf.path), cf.sha256, cf.source)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CorpusRecord:
+    def from_dict(cls, data: dict[str, Any]) -> CorpusInfo:
         return cls(**{k: str(data.get(k, "")) for k in ("name", "path", "sha256", "source")})
 
 
@@ -66,7 +66,7 @@ class Job:
     model: ModelConfig
     train: TrainConfig
     data: Encoded
-    corpus: CorpusRecord
+    corpus: CorpusInfo
     resume: bool = False
     preset: str = "tutorial"
     parent: ParentRecord | None = None  # fine-tuning: the parent run; None from scratch

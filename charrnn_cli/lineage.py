@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli import config, paths, records, store
+from charrnn_cli import config, paths, readback, store
 from charrnn_cli.data import ParentRecord
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
 
@@ -139,11 +139,11 @@ def parent_of(name: str) -> dict[str, Any] | None:
     one whose config.json or record is damaged (listing a run must not fail on its lineage:
     `store.summary` and `store.read_config` say what is wrong)."""
     try:
-        stored = records.load_json(store.run_dir(name) / store.CONFIG, store.CONFIG_MAX_BYTES)
+        stored = readback.load_json(store.run_dir(name) / store.CONFIG, store.CONFIG_MAX_BYTES)
     except CharrnnError:
         return None
     parent = stored.get("parent")
-    return parent if records.parent_problem(parent) is None else None
+    return parent if readback.parent_problem(parent) is None else None
 
 
 def chain(name: str) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli import locks, paths, records
+from charrnn_cli import locks, paths, readback
 from charrnn_cli.errors import BusyError, CharrnnError, CorruptFileError, UsageError
 
 if TYPE_CHECKING:
@@ -100,12 +100,12 @@ def read_config(name: str) -> dict[str, Any]:
     path = run_dir(name) / CONFIG
     data = _load_config(name)
     version = data.get("format", 0)
-    if records.is_int(version) and version > FORMAT_VERSION:
+    if readback.is_int(version) and version > FORMAT_VERSION:
         raise CorruptFileError(
             f"run {name!r} was written by a newer charrnn (format {version}, this one reads up "
             f"to {FORMAT_VERSION}): upgrade charrnn"
         )
-    problem = records.config_problem(data)
+    problem = readback.config_problem(data)
     if problem is not None:
         raise CorruptFileError(f"{path}: {problem}; fix it by hand or remove the run")
     return data
@@ -115,7 +115,7 @@ def _load_config(name: str) -> dict[str, Any]:
     """config.json parsed, not yet checked (a JSON object, or a CorruptFileError naming it)."""
     if not (run_dir(name) / CONFIG).exists():
         raise CharrnnError(f"run {name!r} has no {CONFIG}")
-    return records.load_json(run_dir(name) / CONFIG, CONFIG_MAX_BYTES)
+    return readback.load_json(run_dir(name) / CONFIG, CONFIG_MAX_BYTES)
 
 
 def write_config(name: str, data: dict[str, Any]) -> None:
@@ -131,7 +131,7 @@ def read_metrics(name: str, problems: list[str] | None = None) -> list[dict[str,
 def iter_metrics(name: str, problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """The metrics lines, each checked field by field; a damaged line is skipped and said in
     `problems` (file and line). A torn last line (a kill mid-write) is skipped quietly."""
-    return records.metrics_rows(run_dir(name) / METRICS, problems)
+    return readback.metrics_rows(run_dir(name) / METRICS, problems)
 
 
 def rewrite_metrics(name: str, upto_step: int) -> None:
@@ -174,7 +174,7 @@ def summary(name: str, problems: list[str] | None = None) -> dict[str, Any]:
     is a CorruptFileError (nothing of the run can be shown)."""
     folder = run_dir(name)
     cfg = _load_config(name)
-    problem = records.config_problem(cfg)
+    problem = readback.config_problem(cfg)
     if problem is not None and problems is not None:
         problems.append(f"{folder / CONFIG}: {problem}")
     best, last = None, {}
@@ -182,14 +182,14 @@ def summary(name: str, problems: list[str] | None = None) -> dict[str, Any]:
         last = row
         if row.get("val_loss") is not None and (best is None or row["val_loss"] < best):
             best = row["val_loss"]
-    model, get = cfg.get("model"), records.field
+    model, get = cfg.get("model"), readback.field
     return {
         "name": name,
         "corpus": get(get(cfg, "corpus"), "name", _is_str),
         "cell": get(model, "cell", _is_str),
-        "layers": get(model, "layers", records.is_int),
-        "hidden_size": get(model, "hidden_size", records.is_int),
-        "parameters": get(cfg, "parameters", records.is_int),
+        "layers": get(model, "layers", readback.is_int),
+        "hidden_size": get(model, "hidden_size", readback.is_int),
+        "parameters": get(cfg, "parameters", readback.is_int),
         "steps": last.get("step", 0),
         "epochs": last.get("epoch", 0),
         "best_val_loss": best,

@@ -1,6 +1,6 @@
 """The training loop: stateful truncated BPTT with checkpoints, evaluation and exact resume.
 
-`train(job)` is a generator: it yields `Record`s (start, step, eval, save, skip, end) that the
+`train(job)` is a generator: it yields `Event`s (start, step, eval, save, skip, end) that the
 CLI renders, and writes the run's files itself (config.json, metrics.jsonl, last.pt, best.pt).
 It never prints. The loop carries the hidden state from each window to the next (see
 batches.py), evaluates the held-out tail at each epoch end, every `eval_every` steps and when
@@ -30,7 +30,7 @@ from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
 from charrnn_cli.model import CharRNN, State, detach
 from charrnn_cli.optim import lr_at, make_optimizer
-from charrnn_cli.train_state import Kind, Meter, Record, TrainState, keep_streams
+from charrnn_cli.train_state import Event, Kind, Meter, TrainState, keep_streams
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before training gives up
 LOG_EVERY_S = 1.0  # how often a step record is yielded (and a metrics line written)
@@ -41,7 +41,7 @@ def train(
     *,
     should_stop: Callable[[], str | None] = lambda: None,
     comm: Comm | None = None,
-) -> Iterator[Record]:
+) -> Iterator[Event]:
     """Train `job`, yielding records; raises CharrnnError for what the user must fix."""
     trainer = Trainer(job, comm or Comm())
     trainer.restore()
@@ -122,7 +122,7 @@ class Trainer:
                 "the run's start)"
             )
 
-    def start(self) -> Record:
+    def start(self) -> Event:
         """Ready the run's folder (rank 0) and start the clock: the first record."""
         s, job, dev = self.state, self.job, self.dev
         if self.comm.is_main:
@@ -161,7 +161,7 @@ class Trainer:
             return "budget", clock
         return ("done" if self.state.step >= self.total else ""), clock
 
-    def step(self, clock: float) -> Iterator[Record]:
+    def step(self, clock: float) -> Iterator[Event]:
         """One window of every stream, and what falls due after it: a log line, an
         evaluation, a timed save. A non-finite step on any rank is skipped on all."""
         s, tcfg = self.state, self.tcfg
@@ -233,7 +233,7 @@ class Trainer:
         mask = every[comm.rank :: comm.world]  # this rank's streams, as batches.shard deals them
         return self.model.restart(h, mask.to(self.dev))
 
-    def _skip(self) -> Iterator[Record]:
+    def _skip(self) -> Iterator[Event]:
         """Count a step no rank applied; give up after MAX_BAD_STEPS in a row."""
         s = self.state
         s.skipped += 1
@@ -249,7 +249,7 @@ class Trainer:
                 "--lr or a tighter --grad-clip in a new --run"
             )
 
-    def _log(self, t_step: float) -> Iterator[Record]:
+    def _log(self, t_step: float) -> Iterator[Event]:
         """A step record and metrics line at most every LOG_EVERY_S, and at the last step."""
         s, budget, meter = self.state, self.tcfg.max_minutes, self.meter
         now = time.perf_counter()
@@ -270,7 +270,7 @@ class Trainer:
             row.update(elapsed_s=round(s.elapsed(), 3), lr=self.lr, train_loss=s.smooth)
             self.metrics.write({**row, "chars_per_sec": self.meter.rate, **extra})
 
-    def evaluate(self) -> Record:
+    def evaluate(self) -> Event:
         """Score the held-out text (every rank its share, summed) and log it."""
         s = self.state
         part = score(self.model, self.shard.val_rows, self.dev, autocast=self.amp)
@@ -285,7 +285,7 @@ class Trainer:
 
     def evaluate_and_save(
         self, which: tuple[str, ...], best_missing: bool = False
-    ) -> Iterator[Record]:
+    ) -> Iterator[Event]:
         """Evaluate (unless this step already was), then save `which` and best.pt when the
         held-out loss improved or `best_missing`."""
         improved = False
@@ -298,7 +298,7 @@ class Trainer:
         if which:
             yield self.save(which)
 
-    def save(self, which: tuple[str, ...]) -> Record:
+    def save(self, which: tuple[str, ...]) -> Event:
         """Checkpoint to `which` (last, best); a collective: every rank takes part."""
         data = self.state.to_checkpoint(self.comm)
         data["rng"] = self.comm.gather_objects(checkpoint.rng_state())
@@ -311,15 +311,15 @@ class Trainer:
             for name in which:
                 checkpoint.save(self.run / f"{name}.pt", data)
         s = self.state  # no lr: a save is not a step
-        return Record("save", s.step, self.total, s.epoch, s.elapsed(), reason="+".join(which))
+        return Event("save", s.step, self.total, s.epoch, s.elapsed(), reason="+".join(which))
 
-    def end_epoch(self) -> Iterator[Record]:
+    def end_epoch(self) -> Iterator[Event]:
         """Evaluate, save, and start the streams anew at the top of the text."""
         s = self.state
         s.epoch, s.cursor, s.hidden = s.epoch + 1, 0, None
         yield from self.evaluate_and_save(("last",))
 
-    def finish(self, reason: str) -> Iterator[Record]:
+    def finish(self, reason: str) -> Iterator[Event]:
         """The end, however reached: a final evaluation and save, so every run has a best.pt."""
         s = self.state
         best_missing = self.comm.any(not (self.run / "best.pt").exists())[0]
@@ -333,6 +333,6 @@ class Trainer:
         if self.metrics is not None:
             self.metrics.close()
 
-    def _record(self, kind: Kind, **fields: Any) -> Record:
+    def _record(self, kind: Kind, **fields: Any) -> Event:
         s = self.state
-        return Record(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)
+        return Event(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)

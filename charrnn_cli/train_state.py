@@ -27,7 +27,9 @@ Kind = Literal["start", "step", "eval", "save", "skip", "end"]
 
 
 @dataclass
-class Record:
+class Event:
+    """What the training loop yields for the CLI to render: a start, a step, an evaluation..."""
+
     kind: Kind
     step: int = 0
     total_steps: int = 0

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn_cli.activations import fresh_state, split_layers, trace
 from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
+from charrnn_cli.viz.activations import fresh_state, split_layers, trace
 
 
 def _model(cell: str, layers: int = 2) -> CharRNN:

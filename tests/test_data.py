@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from charrnn_cli.config import TrainConfig
-from charrnn_cli.data import CorpusRecord, check_data, min_chars, split
+from charrnn_cli.data import CorpusInfo, check_data, min_chars, split
 from charrnn_cli.errors import UsageError
 
 
@@ -49,10 +49,10 @@ def test_a_corpus_that_fits_passes():
 
 
 def test_the_corpus_record_round_trips_in_config_jsons_layout():
-    record = CorpusRecord("tiny", "/x/tiny.txt", "ab" * 32, "file:/x/tiny.txt")
+    record = CorpusInfo("tiny", "/x/tiny.txt", "ab" * 32, "file:/x/tiny.txt")
     data = json.loads(json.dumps(record.to_dict()))
     assert list(data) == ["name", "path", "sha256", "source"]
-    assert CorpusRecord.from_dict(data) == record
+    assert CorpusInfo.from_dict(data) == record
 
 
 def test_the_corpus_record_of_a_run_is_what_config_json_holds(cli, tiny_corpus, charrnn_home):
@@ -77,9 +77,9 @@ def test_the_corpus_record_of_a_run_is_what_config_json_holds(cli, tiny_corpus, 
     )
     assert r.code == 0, r.err
     stored = store.read_config("r")["corpus"]
-    assert CorpusRecord.from_dict(stored) == CorpusRecord.of(corpora.resolve(str(tiny_corpus)))
+    assert CorpusInfo.from_dict(stored) == CorpusInfo.of(corpora.resolve(str(tiny_corpus)))
 
 
 def test_preparing_a_run_does_not_import_torch():
-    code = "import sys, charrnn_cli.session, charrnn_cli.data; sys.exit('torch' in sys.modules)"
+    code = "import sys, charrnn_cli.jobs, charrnn_cli.data; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

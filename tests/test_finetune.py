@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn_cli import checkpoint, config, console, finetune, session, store
+from charrnn_cli import checkpoint, config, console, finetune, jobs, store
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError
 from charrnn_cli.train import Trainer
@@ -100,7 +100,7 @@ def test_extend_appends_the_mean_row_and_leaves_every_other_parameter_alone():
 
 def _child(name: str, corpus: Path, **given) -> Trainer:
     """The fine-tuned run's model as it stands before its first step."""
-    job = session.prepare(str(corpus), "child", False, None, given, Comm(), init_from=name)
+    job = jobs.prepare(str(corpus), "child", False, None, given, Comm(), init_from=name)
     trainer = Trainer(job, Comm())
     trainer.restore()
     return trainer
@@ -240,7 +240,7 @@ def test_a_shape_change_is_refused_in_one_line(cli, parent, new_corpus, charrnn_
 def test_presets_and_options_apply_to_the_new_run(parent, new_corpus):
     trainer = _child("parent", new_corpus, lr=0.002, dropout=0.2)
     assert trainer.tcfg.lr == 0.002 and trainer.mcfg.dropout == 0.2
-    job = session.prepare(str(new_corpus), "c", False, "cpu", {}, Comm(), init_from="parent")
+    job = jobs.prepare(str(new_corpus), "c", False, "cpu", {}, Comm(), init_from="parent")
     assert job.model.hidden_size == 16 and job.train.batch_size == 64  # the shape is the parent's
     assert job.train.lr == config.PRESETS["cpu"]["lr"] and job.model.dropout == 0.15
 

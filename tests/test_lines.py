@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from charrnn_cli.config import ModelConfig
-from charrnn_cli.draw import Strategy, stream_rngs
 from charrnn_cli.errors import CharrnnError
-from charrnn_cli.lines import LineRules, Tally, make_rules, sample_lines, scan_corpus
 from charrnn_cli.model import CharRNN
-from charrnn_cli.streams import make_streams, prime
+from charrnn_cli.sampling.lines import LineRules, Tally, make_rules, sample_lines, scan_corpus
+from charrnn_cli.sampling.strategy import Strategy, stream_rngs
+from charrnn_cli.sampling.streams import make_streams, prime
 from tests.helpers import TINY
 
 VOCAB = "\nabcdef"  # an untrained model ends a line about one character in seven

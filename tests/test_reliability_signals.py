@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from charrnn_cli import checkpoint, errors
-from charrnn_cli.stopping import Stopper
+from charrnn_cli.interrupts import Stopper
 from tests.helpers import TINY, spawn
 
 

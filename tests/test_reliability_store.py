@@ -86,7 +86,7 @@ def _config_cases() -> list[tuple[str, str, object]]:
 
 
 def _kind(f) -> str:
-    from charrnn_cli.records import _kind
+    from charrnn_cli.readback import _kind
 
     return _kind(f)
 

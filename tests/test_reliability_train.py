@@ -93,7 +93,7 @@ def test_an_option_refused_after_the_lock_leaves_no_empty_run_folder(
 
 
 def _training_bytes(hidden: int, layers: int) -> tuple[int, int]:
-    """(weights + Adam's moments in bytes, this machine's memory) as session.check_fits sees
+    """(weights + Adam's moments in bytes, this machine's memory) as jobs.check_fits sees
     them."""
     from charrnn_cli.config import ModelConfig
     from charrnn_cli.model import CharRNN

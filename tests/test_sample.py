@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from charrnn_cli.config import ModelConfig
-from charrnn_cli.draw import mask_numpy, mask_torch
 from charrnn_cli.model import CharRNN
-from charrnn_cli.sample import Strategy, beam_search, sample, sample_many
+from charrnn_cli.sampling.samples import Strategy, beam_search, sample, sample_many
+from charrnn_cli.sampling.strategy import mask_numpy, mask_torch
 from tests.helpers import TINY
 
 
@@ -160,7 +160,7 @@ def test_seed_from_stdin(trained, charrnn_home):
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_a_long_seed_is_fed_in_pieces_to_the_same_state(cell):
-    from charrnn_cli.streams import PRIME_CHUNK, prime, start_state
+    from charrnn_cli.sampling.streams import PRIME_CHUNK, prime, start_state
 
     model = _cell_model(cell, 2)
     ids = torch.randint(0, 7, (1, 2 * PRIME_CHUNK + 5))

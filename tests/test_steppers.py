@@ -9,8 +9,8 @@ import torch
 
 from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
-from charrnn_cli.steppers import GruRnnStepper, LstmStepper, make_stepper
-from charrnn_cli.streams import start_state
+from charrnn_cli.sampling.steppers import GruRnnStepper, LstmStepper, make_stepper
+from charrnn_cli.sampling.streams import start_state
 
 CELLS = [("lstm", 2), ("lstm", 3), ("lstm", 1), ("gru", 2), ("rnn", 2), ("gru", 1), ("rnn", 1)]
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn_cli import viz_html
-from tests.test_viz_html import TEXT, Page, _surprise_page
+from charrnn_cli.viz import pages
+from tests.test_viz_pages import TEXT, Page, _surprise_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -38,9 +38,9 @@ def test_surprise_page_runs_its_script_and_keeps_the_text(tmp_path):
 def test_cells_page_switches_units_from_the_address(tmp_path):
     first = [(i % 41) / 20 - 1 for i in range(len(TEXT))]
     second = [None if c == "x" else 0.95 for c in TEXT]
-    units = [viz_html.UnitView("a", first), viz_html.UnitView("b", second)]
+    units = [pages.UnitView("a", first), pages.UnitView("b", second)]
     page = tmp_path / "c.html"
-    page.write_text(viz_html.cells_page(title="t", note="n", text=TEXT, units=units))
+    page.write_text(pages.cells_page(title="t", note="n", text=TEXT, units=units))
     before = Page(_dom(page, tmp_path))
     assert before.classes[:3] == ["a0", "a1", "a2"]
     after = Page(_dom(page, tmp_path, "#unit=1"))

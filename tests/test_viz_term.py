@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from charrnn_cli import viz_term
+from charrnn_cli.viz import terminal
 
 TEXT = "ab\n\tc\nd"
 
@@ -18,17 +18,17 @@ class Tty(io.StringIO):
 def test_colour_only_on_a_terminal_without_no_color(monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
-    assert viz_term.use_colour(Tty()) and not viz_term.use_colour(io.StringIO())
+    assert terminal.use_colour(Tty()) and not terminal.use_colour(io.StringIO())
     monkeypatch.setenv("NO_COLOR", "1")
-    assert not viz_term.use_colour(Tty())
+    assert not terminal.use_colour(Tty())
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.setenv("TERM", "dumb")
-    assert not viz_term.use_colour(Tty())
+    assert not terminal.use_colour(Tty())
 
 
 def test_plain_surprise_puts_rounded_bits_under_each_character():
     bits = [None, 1.2, 3.6, 0.1, 12.0, 2.0, 4.4]
-    out = viz_term.surprise_text(TEXT, bits, mean=2.0, colour=False)
+    out = terminal.surprise_text(TEXT, bits, mean=2.0, colour=False)
     assert "\x1b" not in out
     lines = out.split("\n")
     # "ab" then its marks (b's 1, and the newline's 4 one column past the end); the tab
@@ -38,13 +38,13 @@ def test_plain_surprise_puts_rounded_bits_under_each_character():
 
 
 def test_coloured_output_paints_each_character_and_shows_newlines():
-    out = viz_term.surprise_text("ab\n", [None, 1.0, 9.0], mean=5.0, colour=True)
+    out = terminal.surprise_text("ab\n", [None, 1.0, 9.0], mean=5.0, colour=True)
     assert out.startswith("a\x1b[48;2;") and "↵" in out
-    assert out.count(viz_term.RESET) == 2 + 9  # two characters, nine legend swatches
+    assert out.count(terminal.RESET) == 2 + 9  # two characters, nine legend swatches
 
 
 def test_plain_cells_map_minus_one_to_plus_one_onto_blocks():
-    out = viz_term.cells_text("abc", "layer 1 unit 0", [-1.0, 0.0, 1.0], colour=False)
+    out = terminal.cells_text("abc", "layer 1 unit 0", [-1.0, 0.0, 1.0], colour=False)
     assert out.split("\n")[:3] == ["layer 1 unit 0", "abc", "▁▅█"]
-    coloured = viz_term.cells_text("abc", "u", [-1.0, None, 1.0], colour=True)
+    coloured = terminal.cells_text("abc", "u", [-1.0, None, 1.0], colour=True)
     assert "\x1b[48;2;70;110;230m" in coloured and "\x1b[48;2;225;60;50m" in coloured

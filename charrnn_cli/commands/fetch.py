@@ -193,7 +193,7 @@ def _label(source: str, mirror: str | None) -> str:
     return f"fetching {source}"
 
 
-class _Counter:
+class _DownloadProgress:
     """The progress callback: counts calls, draws a bar or prints a plain line or two."""
 
     def __init__(self, quiet: bool, label: str) -> None:
@@ -241,8 +241,8 @@ class _Counter:
 
 
 @contextmanager
-def _progress(quiet: bool, label: str) -> Iterator[_Counter]:
-    counter = _Counter(quiet, label)
+def _progress(quiet: bool, label: str) -> Iterator[_DownloadProgress]:
+    counter = _DownloadProgress(quiet, label)
     try:
         yield counter
     finally:

@@ -97,7 +97,7 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="Config and metrics as JSON.")] = False,
 ) -> None:
     """A run's config and its training and held-out loss curves."""
-    from charrnn_cli.plot import ascii_chart, write_png
+    from charrnn_cli.curves import ascii_chart, write_png
 
     if plot is not None and (plot.is_dir() or not plot.name):
         raise UsageError(f"--plot {plot} is a folder: give it a file name such as loss.png")

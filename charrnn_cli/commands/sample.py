@@ -11,18 +11,21 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from charrnn_cli import console, store
-from charrnn_cli import vocab as vocabulary
+from charrnn_cli import console
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
-from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.errors import UsageError
+from charrnn_cli.sampling.request import SampleRequest
+
+if TYPE_CHECKING:
+    from charrnn_cli.sampling.generator import Piece
 
 FLUSH_CHARS = 64  # write at least this often
 FLUSH_SECONDS = 0.05  # ...or after this long, so slow devices still stream
-PARALLEL = {"cpu": 64, "accelerator": 256}  # --parallel's default: streams a step
 
 
 def sample(
@@ -88,64 +91,28 @@ def sample(
     device: DeviceOption = "auto",
 ) -> None:
     """Generate text from a trained run; characters stream to stdout."""
-    if top_p is not None and top_p <= 0:
-        raise UsageError("--top-p must be inside (0, 1]")
     if length == 0 and not stream:
         raise UsageError("--len 0 means unbounded output: add --stream to confirm")
-    if beam_width is not None and (stream or length == 0):
+    if beam_width is not None and stream:
         raise UsageError("--beam-width needs a finite --len")
-    _check_lines_options(lines, novel, unique, min_line_len, max_line_len, num, beam_width)
-    seed = _read_seed(seed)
-    from charrnn_cli.checkpoint import configs, load_run
-    from charrnn_cli.draw import Strategy
+    request = SampleRequest(
+        prompt=_read_seed(seed), length=length or None, temperature=temperature, top_k=top_k,
+        top_p=top_p, greedy=greedy, beam_width=beam_width, num=num, random_seed=random_seed,
+        unknown=unknown, echo=echo_seed, lines=lines, novel=novel, unique=unique,
+        min_line_len=min_line_len, max_line_len=max_line_len, parallel=parallel, device=device,
+    )  # fmt: skip
+    from charrnn_cli.sampling.generator import Report, generate, load
 
-    batched = lines is not None or (num > 1 and length > 0 and beam_width is None)
-    model, vocab, ck, name = load_run(run, checkpoint, _sampling_device(run, device, batched))
-    kind = configs(ck)[0].vocab
-    if kind == "bytes" and lines is not None:
-        raise UsageError("--lines needs a run of characters; this run reads bytes (--vocab bytes)")
-    if parallel is None:
-        parallel = PARALLEL["cpu" if model.head.weight.device.type == "cpu" else "accelerator"]
-    text = _known_seed(seed or "", vocab, unknown) if kind == "chars" else seed or ""
-    seed_ids = vocabulary.seed_ids(text, kind, vocab)
-    # a byte run samples bytes: decoded as they come, invalid sequences shown as U+FFFD
-    decoder = vocabulary.Utf8Bytes() if kind == "bytes" else None
-    strategy = Strategy(0.0 if greedy else temperature, top_k, top_p)
+    model = load(run, checkpoint, device, batched=request.batched)
+    report = Report()
     with console.pipe_guard():
-        if lines is not None:
-            from charrnn_cli.lines import make_rules
-
-            info = _corpus_info(name)
-            rules = make_rules(info, lines, min_line_len, max_line_len, unique=unique, novel=novel)
-            _write_lines(model, vocab, text, strategy, rules, parallel, random_seed, echo_seed)
-            return
-        heading = text if echo_seed else ""
-        if batched:
-            from charrnn_cli.sample import sample_many
-
-            samples = sample_many(
-                model,
-                vocab,
-                seed_ids,
-                length,
-                strategy,
-                num,
-                parallel,
-                random_seed=random_seed,
-                unigram=ck.get("unigram"),
-            )
-            for k, body in enumerate(samples):
-                body = body if decoder is None else decoder.feed(body, final=True)
-                _write((separator if k else "") + heading + body)
-        else:
-            for k in range(num):
-                _write((separator if k else "") + heading)
-                rs = None if random_seed is None else random_seed + k
-                _write_one(model, vocab, seed_ids, length, strategy, beam_width, rs, ck, decoder)
-        if sys.stdout.isatty():
-            _write("\n")
-    if decoder is not None and decoder.replaced:
-        console.warn(f"{decoder.replaced} invalid UTF-8 byte sequences were shown as U+FFFD")
+        try:
+            _write(generate(model, request, report), separator, whole_lines=lines is not None)
+        finally:
+            if (summary := report.lines_summary()) is not None:
+                console.log(summary)
+    if report.replaced:
+        console.warn(f"{report.replaced} invalid UTF-8 byte sequences were shown as U+FFFD")
 
 
 def _read_seed(seed: str | None) -> str:
@@ -174,108 +141,30 @@ def _read_seed(seed: str | None) -> str:
         ) from None
 
 
-def _known_seed(text: str, vocab: str, unknown: str) -> str:
-    """The seed, with what the run never saw named as an error or skipped."""
-    from charrnn_cli.encode import unknown_chars
-
-    missing = unknown_chars(text, vocab)
-    if missing and unknown == "error":
-        shown = ", ".join(repr(c) for c in missing[:10])
-        raise UsageError(
-            f"the seed has characters this run never saw: {shown}; "
-            "remove them or pass --unknown skip"
-        )
-    return "".join(c for c in text if c in vocab) if missing else text
-
-
-def _write_one(model, vocab, seed_ids, length, strategy, beam_width, random_seed, ck, decoder):
-    """One sample, streamed as it is made (a beam search's continuation at once); a byte run's
-    through its decoder, so no character is ever cut."""
-    from charrnn_cli.sample import beam_search, sample
-
-    if beam_width is not None:
-        if not seed_ids:
-            raise UsageError("--beam-width needs a --seed to start from")
-        best = beam_search(model, vocab, seed_ids, length, beam_width)
-        _write("".join(vocabulary.readable([best], decoder)))
-        return
-    limit = None if length == 0 else length
-    rs, unigram = random_seed, ck.get("unigram")
-    chars = sample(model, vocab, seed_ids, limit, strategy, random_seed=rs, unigram=unigram)
-    _stream(vocabulary.readable(chars, decoder))
-
-
-def _check_lines_options(lines, novel, unique, min_line_len, max_line_len, num, beam_width):
-    if lines is None:
-        flags = {
-            "--novel": novel,
-            "--unique": unique,
-            "--min-line-len": min_line_len != 1,
-            "--max-line-len": max_line_len is not None,
-        }
-        given = [flag for flag, on in flags.items() if on]
-        if given:
-            raise UsageError(f"{given[0]} needs --lines")
-        return
-    if num != 1 or beam_width is not None:
-        raise UsageError(f"--lines does not mix with {'--num' if num != 1 else '--beam-width'}")
-    if max_line_len is not None and min_line_len > max_line_len:
-        raise UsageError("--min-line-len is over --max-line-len")
-
-
-def _sampling_device(run: str | None, device: str, batched: bool = False) -> str:
-    """One character per step is latency-bound: for models up to 1024 units the numpy stepper
-    on the CPU outruns a GPU's kernel launches (2x128 LSTM: ~37k vs ~2k chars/s on an H200),
-    so `auto` samples those on the CPU. Many streams a step (`--lines`, `--num`) are matrix
-    products, where a GPU is at home: `auto` leaves those to `device.pick`."""
-    if device != "auto" or batched:
-        return device
-    try:
-        hidden = store.read_config(store.resolve(run))["model"]["hidden_size"]
-    except (CharrnnError, KeyError, TypeError):
-        return device
-    return "cpu" if hidden <= 1024 else device
-
-
-def _write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def _stream(chars) -> None:
+def _write(pieces: Iterable[Piece], separator: str, *, whole_lines: bool) -> None:
+    """Write the pieces as they come, `separator` between samples and a newline after each
+    line, flushed every FLUSH_CHARS characters or FLUSH_SECONDS (so slow devices still stream);
+    a terminal gets a last newline."""
     buf: list[str] = []
-    next_flush = time.monotonic() + FLUSH_SECONDS
-    for ch in chars:
-        buf.append(ch)
-        if len(buf) >= FLUSH_CHARS or time.monotonic() >= next_flush:
-            _write("".join(buf))
-            buf.clear()
+    current, next_flush = None, time.monotonic() + FLUSH_SECONDS
+    for piece in pieces:
+        if whole_lines:
+            buf.append(piece.text + "\n")
+        else:
+            if piece.index != current:
+                buf.append(separator if current is not None else "")
+                current = piece.index
+            buf.append(piece.text)
+        if sum(map(len, buf)) >= FLUSH_CHARS or time.monotonic() >= next_flush:
+            _flush(buf)
             next_flush = time.monotonic() + FLUSH_SECONDS
+    if sys.stdout.isatty() and not whole_lines:
+        buf.append("\n")
+    _flush(buf)
+
+
+def _flush(buf: list[str]) -> None:
     if buf:
-        _write("".join(buf))
-
-
-def _write_lines(model, vocab, seed, strategy, rules, parallel, random_seed, echo_seed) -> None:
-    """--lines: stream the lines, then count the dropped ones on stderr."""
-    from charrnn_cli.lines import Tally, sample_lines
-
-    tally = Tally()
-    skip = 0 if echo_seed else len(seed.rsplit("\n", 1)[-1])
-    made = sample_lines(
-        model, vocab, seed, rules, strategy, tally, parallel=parallel, random_seed=random_seed
-    )
-    _stream(line[skip:] + "\n" for line in made)
-    console.log(tally.summary(rules))
-    if tally.gave_up:
-        raise CharrnnError(
-            f"gave up after {tally.tries} tries with {tally.kept} of {rules.count} lines: too "
-            "many were dropped (see above); try another --temperature or fewer filters"
-        )
-
-
-def _corpus_info(name: str) -> dict | None:
-    try:
-        info = store.read_config(name).get("corpus")
-    except CharrnnError:
-        return None
-    return info if isinstance(info, dict) and info.get("path") else None
+        sys.stdout.write("".join(buf))
+        sys.stdout.flush()
+        buf.clear()

@@ -26,12 +26,12 @@ from charrnn_cli.commands.options import (
     escaped,
 )
 from charrnn_cli.errors import Interrupted
-from charrnn_cli.stopping import Stopper
+from charrnn_cli.interrupts import Stopper
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from charrnn_cli.train import Record
+    from charrnn_cli.train import Event
 
 PANEL_DATA = "Data"
 PANEL_MODEL = "Model"
@@ -163,8 +163,8 @@ def train(
 
         raise typer.Exit(launch(nproc))
     from charrnn_cli.distributed import from_env
+    from charrnn_cli.jobs import prepare
     from charrnn_cli.progress import Reporter
-    from charrnn_cli.session import prepare
     from charrnn_cli.train import train as run_training
 
     comm = from_env(device or "auto")
@@ -190,7 +190,7 @@ def train(
         console.out(str(store.run_dir(job.name)))
 
 
-def _render(records: Iterable[Record], quiet: bool) -> Record | None:
+def _render(records: Iterable[Event], quiet: bool) -> Event | None:
     """Draw the records on stderr; return the last one."""
     last = None
     if quiet:
@@ -218,7 +218,7 @@ def _render(records: Iterable[Record], quiet: bool) -> Record | None:
     return last
 
 
-def _render_live(records: Iterable[Record]) -> Record | None:
+def _render_live(records: Iterable[Event]) -> Event | None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     last = None
@@ -249,7 +249,7 @@ def _render_live(records: Iterable[Record]) -> Record | None:
     return last
 
 
-def _start_line(rec: Record, where: Console | None = None) -> None:
+def _start_line(rec: Event, where: Console | None = None) -> None:
     i = rec.info
     text = (
         f"{'resuming' if i['resumed'] else 'training'} on {i['device']}"
@@ -261,7 +261,7 @@ def _start_line(rec: Record, where: Console | None = None) -> None:
     (where or console.err()).print(text, highlight=False, soft_wrap=True)
 
 
-def _step_text(rec: Record, short: bool = False) -> str:
+def _step_text(rec: Event, short: bool = False) -> str:
     cps = f"{rec.chars_per_sec:,.0f} ch/s" if rec.chars_per_sec else "-"
     loss = f"{rec.train_loss:.3f}" if rec.train_loss is not None else "-"
     if short:
@@ -273,14 +273,14 @@ def _step_text(rec: Record, short: bool = False) -> str:
     )
 
 
-def _eval_text(rec: Record) -> str:
+def _eval_text(rec: Event) -> str:
     star = " [green](best)[/]" if rec.best else ""
     return (
         f"step {rec.step}: held-out {rec.val_loss:.4f} nats/char, {rec.val_bpc:.4f} bits/char{star}"
     )
 
 
-def _end_text(rec: Record) -> str:
+def _end_text(rec: Event) -> str:
     why = {"done": "finished", "budget": "time budget reached"}.get(rec.reason, rec.reason)
     return (
         f"{why} at step {rec.step} after {rec.elapsed_s / 60:.1f} min; "

@@ -80,10 +80,10 @@ def prepare(
     max_chars: int | None,
     held_out_chars: int = HELD_OUT_CHARS,
 ) -> tuple[Any, str, Any, str]:
-    """Load the run and lay out the text: (model, vocab, vizdata.Layout, a line saying what
+    """Load the run and lay out the text: (model, vocab, analysis.Layout, a line saying what
     was read)."""
-    from charrnn_cli import vizdata
     from charrnn_cli.checkpoint import load_run
+    from charrnn_cli.viz import analysis
 
     if text is not None and corpus is not None:
         raise UsageError("give --text or --corpus, not both")
@@ -91,7 +91,7 @@ def prepare(
     if model.cfg.vocab == "bytes":  # a cell's trace is drawn over characters, one per step
         raise UsageError(f"viz needs a run of characters; run {name!r} reads bytes")
     if text is None and corpus is None:
-        text = vizdata.held_out_text(name, data, vocab, max_chars or held_out_chars)
+        text = analysis.held_out_text(name, data, vocab, max_chars or held_out_chars)
         source = f"the first {len(text):,} characters of the held-out text"
     else:
         limit = max_chars or GIVEN_CHARS
@@ -106,7 +106,7 @@ def prepare(
     unknown = sum(c not in vocab for c in set(text))
     if unknown:
         console.warn(f"{unknown} distinct characters are outside the run's vocabulary: skipped")
-    lay = vizdata.layout(text, vocab)
+    lay = analysis.layout(text, vocab)
     return model, vocab, lay, f"run {name} ({checkpoint}), {source}"
 
 

@@ -34,14 +34,14 @@ def surprise(
     device: DeviceOption = "auto",
 ) -> None:
     """Colour each character by the model's surprisal at it (bits), as eval scores it."""
-    from charrnn_cli import viz_html, viz_term, vizdata
+    from charrnn_cli.viz import analysis, pages, terminal
 
     model, vocab, lay, source = prepare(run, checkpoint, device, text, corpus, max_chars)
-    s = vizdata.surprise(model, lay, top)
+    s = analysis.surprise(model, lay, top)
     bits = [None if b != b else b for b in s.bits.tolist()]  # NaN: not scored
     if html is not None:
         top_chars = [[vocab[i] for i in row] for row in s.top_ids.tolist()]
-        page = viz_html.surprise_page(
+        page = pages.surprise_page(
             title="charrnn viz surprise", note=source, text=lay.text, bits=bits,
             top_chars=top_chars, top_p=s.top_p.tolist(), mean=s.mean,
         )  # fmt: skip
@@ -51,7 +51,7 @@ def surprise(
     elif html is None:
         with console.pipe_guard():
             console.out(
-                viz_term.surprise_text(lay.text, bits, s.mean, viz_term.use_colour(sys.stdout))
+                terminal.surprise_text(lay.text, bits, s.mean, terminal.use_colour(sys.stdout))
             )
     console.log(f"{source}: mean {s.mean:.4f} bits/char over {s.scored:,} characters")
 

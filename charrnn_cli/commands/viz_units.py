@@ -1,6 +1,6 @@
 """`charrnn viz cells|find|gates`: what single units do along a text.
 
-`find` ranks every unit by the correlation of its activation with a signal (signals.py);
+`find` ranks every unit by the correlation of its activation with a signal (features.py);
 `cells` colours the text by chosen units (by default the best unit for each built-in signal);
 `gates` tells how often each gate is nearly shut or nearly open.
 """
@@ -56,12 +56,12 @@ def find(
     device: DeviceOption = "auto",
 ) -> None:
     """Rank every unit by the correlation (Pearson r) of its activation with a signal."""
-    from charrnn_cli import signals, vizdata
+    from charrnn_cli.viz import analysis, features
 
-    signals.check(signal)
+    features.check(signal)
     model, _, lay, source = prepare(run, checkpoint, device, text, corpus, max_chars, FIND_CHARS)
-    values = signals.compute(signal, lay.text)
-    ranks = vizdata.rank_units(model, lay, {signal: values}, activation_kind(model, state))
+    values = features.compute(signal, lay.text)
+    ranks = analysis.rank_units(model, lay, {signal: values}, activation_kind(model, state))
     if signal not in ranks:
         raise UsageError(f"the signal {signal!r} is constant over the text: nothing to rank by")
     rows = ranks[signal][:top]
@@ -77,11 +77,11 @@ def find(
 
 def _default_units(model, lay, kind: str, layer: int | None) -> list[tuple[int, int, str]]:
     """The best unit for each built-in signal (in `layer` when given), labelled with its r."""
-    from charrnn_cli import signals, vizdata
+    from charrnn_cli.viz import analysis, features
 
-    wanted = {name: signals.compute(name, lay.text) for name in BUILT_IN_SIGNALS}
+    wanted = {name: features.compute(name, lay.text) for name in BUILT_IN_SIGNALS}
     picked: dict[tuple[int, int], str] = {}
-    for name, ranks in vizdata.rank_units(model, lay, wanted, kind).items():
+    for name, ranks in analysis.rank_units(model, lay, wanted, kind).items():
         best = next(x for x in ranks if layer is None or x.layer == layer)
         key, why = (best.layer, best.unit), f"{name} r={best.r:+.2f}"
         picked[key] = f"{picked[key]}, {why}" if key in picked else why
@@ -111,7 +111,7 @@ def cells(
     device: DeviceOption = "auto",
 ) -> None:
     """Colour the text by single units' activations: -1 blue, 0 white, +1 red."""
-    from charrnn_cli import viz_html, viz_term, vizdata
+    from charrnn_cli.viz import analysis, pages, terminal
 
     model, _, lay, source = prepare(run, checkpoint, device, text, corpus, max_chars)
     kind = activation_kind(model, state)
@@ -123,19 +123,19 @@ def cells(
         chosen += [u for u in _default_units(model, lay, kind, layer) if u[:2] not in known]
     if not chosen:  # a text with no signal in it at all
         chosen = [(layer or model.cfg.layers, 0, "first unit")]
-    values = vizdata.unit_traces(model, lay, [(a, b) for a, b, _ in chosen], kind)
+    values = analysis.unit_traces(model, lay, [(a, b) for a, b, _ in chosen], kind)
     shown = "tanh(c)" if kind == "c" else "h"
     labels = [f"layer {a} unit {b} · {why}" for a, b, why in chosen]
     rows = [[None if v != v else v for v in row] for row in values.tolist()]  # NaN: no value
     if html is not None:
-        views = [viz_html.UnitView(lab, row) for lab, row in zip(labels, rows, strict=True)]
+        views = [pages.UnitView(lab, row) for lab, row in zip(labels, rows, strict=True)]
         title = f"charrnn viz cells: {shown}"
-        write_page(html, viz_html.cells_page(title=title, note=source, text=lay.text, units=views))
+        write_page(html, pages.cells_page(title=title, note=source, text=lay.text, units=views))
         return
-    colour = viz_term.use_colour(sys.stdout)
+    colour = terminal.use_colour(sys.stdout)
     with console.pipe_guard():
         for lab, row in zip(labels, rows, strict=True):
-            console.out(viz_term.cells_text(lay.text, f"{lab} ({shown})", row, colour) + "\n")
+            console.out(terminal.cells_text(lay.text, f"{lab} ({shown})", row, colour) + "\n")
 
 
 def gates(
@@ -151,15 +151,15 @@ def gates(
     device: DeviceOption = "auto",
 ) -> None:
     """How often each gate is nearly shut (< 0.1) or nearly open (> 0.9), per layer."""
-    from charrnn_cli import viz_plot, vizdata
+    from charrnn_cli.viz import analysis, svg
 
     model, _, lay, source = prepare(run, checkpoint, device, text, corpus, max_chars, FIND_CHARS)
-    stats = vizdata.gate_saturation(model, lay)
+    stats = analysis.gate_saturation(model, lay)
     console.log(f"{source}: gate saturation of {len(stats)} gates")
     if plot is not None:
-        points = [viz_plot.GatePoints(g.layer, g.gate, g.low.tolist(), g.high.tolist())
+        points = [svg.GatePoints(g.layer, g.gate, g.low.tolist(), g.high.tolist())
                   for g in stats]  # fmt: skip
-        write_page(plot, viz_plot.gates_svg(points, f"gate saturation · {source}"))
+        write_page(plot, svg.gates_svg(points, f"gate saturation · {source}"))
     if json_out:
         console.out_json([{"layer": g.layer, "gate": g.gate, "below": float(g.low.mean()),
                            "above": float(g.high.mean()), "units_below": g.low.round(4).tolist(),

@@ -7,7 +7,7 @@ import json
 import re
 from html.parser import HTMLParser
 
-from charrnn_cli import viz_html
+from charrnn_cli.viz import pages
 
 TEXT = "def f(x):\n\treturn \"<a href='//x'>\" & x  # </script>\n"
 
@@ -61,7 +61,7 @@ def _network(page: str) -> bool:
 
 def _surprise_page(text: str = TEXT) -> str:
     bits = [None if i == 0 else (i % 20) * 0.5 for i in range(len(text))]
-    return viz_html.surprise_page(
+    return pages.surprise_page(
         title="t", note="n", text=text, bits=bits, top_chars=[["e", "<", "\n"]] * len(text),
         top_p=[[0.5, 0.25, 0.125]] * len(text), mean=1.2345,
     )  # fmt: skip
@@ -82,24 +82,24 @@ def test_surprise_page_holds_each_character_in_order_with_its_colour():
 
 def test_cells_page_keeps_every_unit_and_colours_the_first():
     values = [[(i % 41) / 20 - 1 for i in range(len(TEXT))], [None] * len(TEXT)]
-    units = [viz_html.UnitView("layer 1 unit 3 · quote r=+0.40", values[0]),
-             viz_html.UnitView("layer 2 unit 0 · given", values[1])]  # fmt: skip
-    page = viz_html.cells_page(title="t", note="n", text=TEXT, units=units)
+    units = [pages.UnitView("layer 1 unit 3 · quote r=+0.40", values[0]),
+             pages.UnitView("layer 2 unit 0 · given", values[1])]  # fmt: skip
+    page = pages.cells_page(title="t", note="n", text=TEXT, units=units)
     p = Page(page)
     assert p.chars == list(TEXT)
     assert p.classes[0] == "a0" and p.classes[20] == "a20" and p.classes[40] == "a40"
     assert p.buttons == [u.label for u in units]
     levels = [u["levels"] for u in p.data["units"]]
-    assert levels[0][:3] == "ABC" and set(levels[1]) == {viz_html.UNKNOWN}
+    assert levels[0][:3] == "ABC" and set(levels[1]) == {pages.UNKNOWN}
     assert all(len(lv) == len(TEXT) for lv in levels)
     assert not _network(page)
 
 
 def test_levels_clip_and_skip_missing_values():
-    assert viz_html.bits_level(100.0) == viz_html.BITS_LEVELS - 1
-    assert viz_html.bits_level(float("nan")) is None
-    assert viz_html.act_level(-3.0) == 0 and viz_html.act_level(0.0) == 20
-    assert viz_html.act_colour(20) == "#ffffff"
+    assert pages.bits_level(100.0) == pages.BITS_LEVELS - 1
+    assert pages.bits_level(float("nan")) is None
+    assert pages.act_level(-3.0) == 0 and pages.act_level(0.0) == 20
+    assert pages.act_colour(20) == "#ffffff"
 
 
 def test_a_long_text_stays_a_page_of_modest_size():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import config, corpora, encode, lineage, store
-from charrnn_cli.data import CorpusRecord, Job, check_data
+from charrnn_cli.data import CorpusInfo, Job, check_data
 from charrnn_cli.errors import CharrnnError, UsageError
 
 if TYPE_CHECKING:  # distributed.py is the torch layer: a run is prepared without it
@@ -56,7 +56,7 @@ def prepare(
         )
     model_cfg.vocab_size = len(data.vocab)
     check_fits(model_cfg)
-    corpus = CorpusRecord.of(cf)
+    corpus = CorpusInfo.of(cf)
     record = lineage.record(parent, data.vocab) if parent is not None else None
     job = Job(name, model_cfg, train_cfg, data, corpus, preset=preset or "tutorial")
     job.parent = record
@@ -129,7 +129,7 @@ def _resumed(
         data = lineage.remap(data, str(stored.get("vocab")), progress)
     if data.vocab != stored.get("vocab"):
         raise UsageError("the corpus's vocabulary differs from the run's: start a new --run")
-    corpus = CorpusRecord.of(cf)
+    corpus = CorpusInfo.of(cf)
     return Job(name, model_cfg, train_cfg, data, corpus, resume=True, preset=stored_preset)
 
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from charrnn_cli.draw import Noise, Strategy, mask_numpy, mask_torch
 from charrnn_cli.model import CharRNN, State
-from charrnn_cli.steppers import make_stepper
+from charrnn_cli.sampling.steppers import make_stepper
+from charrnn_cli.sampling.strategy import Noise, Strategy, mask_numpy, mask_torch
 
 Engine = Literal["auto", "numpy", "torch"]
 Chunk = tuple[np.ndarray, np.ndarray | None]  # ids (T, B); line ends (T, B) or None

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from charrnn_cli.draw import Strategy
 from charrnn_cli.model import CharRNN
-from charrnn_cli.streams import Engine, make_streams, prime
+from charrnn_cli.sampling.strategy import Strategy
+from charrnn_cli.sampling.streams import Engine, make_streams, prime
 
 __all__ = ["Strategy", "beam_search", "sample", "sample_many"]
 

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from charrnn_cli import encode
-from charrnn_cli.activations import SIGMOID_GATES, trace
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import eval_rows
 from charrnn_cli.model import CharRNN
+from charrnn_cli.viz.activations import SIGMOID_GATES, trace
 
 LN2 = math.log(2)
 SATURATED = 0.9  # |activation| above this counts as saturated

@@ -1,6 +1,6 @@
 """`charrnn viz` in the terminal: the text with a background colour per character, or plain text
 with a row of marks under each line where colour is off (a pipe, `NO_COLOR`, a dumb terminal),
-so no escape code ever reaches a file. Torch-free; the colours are the page's (viz_html).
+so no escape code ever reaches a file. Torch-free; the colours are the page's (viz/pages.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import os
 from typing import IO
 
-from charrnn_cli.viz_html import (
+from charrnn_cli.viz.pages import (
     ACT_LEVELS,
     BITS_LEVELS,
     BITS_STEP,
