@@ -8,6 +8,17 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Start from the default dispositions of Ctrl-C and Ctrl-\\: a shell starts `pytest &`
+    with both ignored, which the signal tests' trainers would inherit (and rightly keep)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 @pytest.fixture(autouse=True)
 def charrnn_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point both stores at a fresh folder; no test touches the user's real directories."""

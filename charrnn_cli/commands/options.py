@@ -48,7 +48,7 @@ InitFromOption = Annotated[
         "Fine-tune: start from RUN[:best|last]'s weights (best by default) on --corpus. The "
         "model's shape is the parent's; new characters are appended to its vocabulary. --lr "
         "is the preset's, as from scratch: lower rates learnt the new text more slowly "
-        "(measured: README, Fine-tuning).",
+        "(measured: docs/finetune.md).",
         rich_help_panel=PANEL_RUN,
         show_default=False,
         metavar="RUN[:best|last]",
