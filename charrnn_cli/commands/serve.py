@@ -48,6 +48,14 @@ def serve(
     max_body: Annotated[
         int, typer.Option(help="The largest request body in bytes; larger get a 413.", min=1024)
     ] = 1 << 20,
+    max_unread: Annotated[
+        int,
+        typer.Option(
+            help="Characters a response may hold unread before its client counts as too slow "
+            "and is dropped.",
+            min=1,
+        ),
+    ] = 1 << 20,
 ) -> None:
     """Serve runs over HTTP: OpenAI's /v1/completions (streaming too), /v1/models, a page at /."""
     try:
@@ -59,7 +67,7 @@ def serve(
             "pip install 'charrnn[serve]'"
         ) from None
     limits = Limits(max_streams=max_streams, max_queue=max_queue, max_tokens=max_tokens,
-                    max_body=max_body)  # fmt: skip
+                    max_body=max_body, buffer=max_unread)  # fmt: skip
     models = server.load_models(run or [], checkpoint, limits)
     sock = server.bind(host, port)
     where = sock.getsockname()
