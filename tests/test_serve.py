@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -239,3 +240,12 @@ def test_a_missing_run_is_one_line_and_no_server(cli, home, charrnn_home):
     shutil.copytree(home / "runs" / "t", charrnn_home / "runs" / "t")
     r = cli("serve", "--run", "nope", "--port", "0")
     assert r.code != 0 and "nope" in r.err and "Traceback" not in r.err
+
+
+def test_a_port_in_use_is_one_line(cli, home, charrnn_home):
+    shutil.copytree(home / "runs" / "t", charrnn_home / "runs" / "t")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = cli("serve", "--run", "t", "--port", str(taken.getsockname()[1]))
+    assert r.code == 1 and "cannot listen on 127.0.0.1:" in r.err and "Traceback" not in r.err

@@ -37,7 +37,7 @@ def serve(
     ] = 8000,  # fmt: skip
     checkpoint: CheckpointOption = "best",
     max_streams: Annotated[
-        int, typer.Option(help="Streams stepped at once (one per choice).", min=1, max=65536)
+        int, typer.Option(help="Streams stepped at once (one per choice).", min=1, max=4096)
     ] = 256,
     max_queue: Annotated[
         int, typer.Option(help="Streams waiting beyond those; more get a 503.", min=0)
@@ -68,8 +68,12 @@ def serve(
         ) from None
     limits = Limits(max_streams=max_streams, max_queue=max_queue, max_tokens=max_tokens,
                     max_body=max_body, buffer=max_unread)  # fmt: skip
-    models = server.load_models(run or [], checkpoint, limits)
-    sock = server.bind(host, port)
+    sock = server.bind(host, port)  # first: a port in use is said before any loading
+    try:
+        models = server.load_models(run or [], checkpoint, limits)
+    except BaseException:
+        sock.close()
+        raise
     where = sock.getsockname()
     shown = f"[{where[0]}]" if ":" in where[0] else where[0]
     names = ", ".join(m.name for m in models)
