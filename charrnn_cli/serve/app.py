@@ -159,7 +159,7 @@ async def _whole(
     while not sink.finished or sink.pending:
         try:
             updates = await asyncio.wait_for(sink.take(), DISCONNECT_CHECK)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # (not yet the built-in TimeoutError on Python 3.10)
             if await request.is_disconnected():
                 sink.fail("the client went away")
             continue

@@ -117,7 +117,7 @@ class Batcher:
 
     def join(self, timeout: float) -> None:
         self.thread.join(timeout)
-        self.primer.shutdown(wait=False, cancel_futures=True)
+        self.primer.shutdown(wait=False)  # what it still holds ends at once, each posted
 
     def _ended(self, job: Job) -> None:
         job.done = True
@@ -128,7 +128,9 @@ class Batcher:
         """(primer thread) Feed the prompt, draw a first character when there is none, queue."""
         try:
             if job.cancelled or self.stopping:
-                return self._ended(job)
+                self._ended(job)
+                self._post([(job.sink, Update(job.index, "", None, "stop"))])
+                return
             rng = np.random.default_rng(job.seed)
             ids = job.prompt_ids
             if not ids:  # as `sample` does: a first character from the corpus's frequencies
