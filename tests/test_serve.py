@@ -27,7 +27,7 @@ CAPS = ["--max-streams", "8", "--max-queue", "4", "--max-tokens", "5000", "--max
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    """One tiny trained run, `t`, for the module."""
+    """Two tiny trained runs for the module: `t` reads characters, `tb` bytes."""
     from charrnn_cli import console
     from charrnn_cli.cli import main
 
@@ -38,15 +38,16 @@ def home(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CHARRNN_HOME", str(folder / "home"))
         console.reset()
-        code = main(["train", "--corpus", str(corpus), "--run", "t", *TINY, "--max-steps", "60",
-                     "--eval-every", "30", "--quiet"])  # fmt: skip
-    assert code == 0
+        for run, vocab in (("t", "chars"), ("tb", "bytes")):
+            code = main(["train", "--corpus", str(corpus), "--run", run, "--vocab", vocab, *TINY,
+                         "--max-steps", "60", "--eval-every", "30", "--quiet"])  # fmt: skip
+            assert code == 0
     return folder / "home"
 
 
 def _start(home: Path, *extra: str) -> tuple[subprocess.Popen, int]:
-    proc = spawn("serve", "--run", "t", "--port", "0", *extra, env={"CHARRNN_HOME": str(home)})
-    line = proc.stderr.readline()  # "serving t at http://127.0.0.1:PORT/ ..."
+    proc = spawn("serve", "--port", "0", *extra, env={"CHARRNN_HOME": str(home)})
+    line = proc.stderr.readline()  # "serving t, tb at http://127.0.0.1:PORT/ ..."
     found = re.search(r"127\.0\.0\.1:(\d+)/", line)
     assert found, line + proc.stderr.read() if proc.poll() is not None else line
     return proc, int(found.group(1))
@@ -54,7 +55,7 @@ def _start(home: Path, *extra: str) -> tuple[subprocess.Popen, int]:
 
 @pytest.fixture(scope="module")
 def port(home):
-    proc, port = _start(home, *CAPS)
+    proc, port = _start(home, "--run", "t", "--run", "tb", *CAPS)
     yield port
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
@@ -95,7 +96,7 @@ def events(port: int, **body) -> list:
 
 def test_models_health_and_the_page(port):
     conn, r = _request(port, "GET", "/v1/models")
-    assert [m["id"] for m in json.loads(r.read())["data"]] == ["t"]
+    assert [m["id"] for m in json.loads(r.read())["data"]] == ["t", "tb"]  # t: the default
     conn, r = _request(port, "GET", "/health")
     assert r.status == 200 and json.loads(r.read())["status"] == "ok"
     conn, r = _request(port, "GET", "/")
@@ -118,6 +119,19 @@ def test_a_completion_is_charrnn_sample_s_text(port, home, cli, monkeypatch, fie
     want = cli("sample", "--run", "t", "--seed", "the ", "--len", "120", "--no-echo-seed", *options)
     assert want.code == 0
     assert text(port, model="t", prompt="the ", max_tokens=120, **fields) == want.out
+
+
+def test_a_byte_model_reads_any_prompt_and_is_charrnn_sample_s_text(port, home, cli, monkeypatch):
+    monkeypatch.setenv("CHARRNN_HOME", str(home))
+    options = ["--seed", "the \u00e9", "--len", "150", "--random-seed", "4", "--no-echo-seed"]
+    want = cli("sample", "--run", "tb", *options)
+    assert want.code == 0
+    got = text(port, model="tb", prompt="the \u00e9", max_tokens=150, seed=4)
+    assert got == want.out
+    streamed = events(port, model="tb", prompt="the \u00e9", max_tokens=150, seed=4)
+    assert "".join(e["choices"][0]["text"] for e in streamed[:-1]) == want.out
+    status, js = post(port, model="tb", prompt="a", logprobs=1)  # tokens are bytes: refused
+    assert status == 400 and js["error"]["param"] == "logprobs"
 
 
 def test_a_seed_gives_the_same_text_alone_and_among_other_streams(port):
@@ -214,7 +228,7 @@ def test_a_client_that_goes_away_frees_its_stream(port):
 
 
 def test_sigterm_ends_the_streams_and_stops_the_server_at_once(home):
-    proc, port = _start(home, "--max-tokens", "100000")
+    proc, port = _start(home, "--run", "t", "--max-tokens", "100000")
     body = json.dumps({"prompt": "the ", "max_tokens": 100000, "stream": True}).encode()
     conn, r = _request(port, "POST", "/v1/completions", body)
     r.readline()

@@ -46,10 +46,22 @@ class Served:
     vocab: str
     batcher: Batcher
     created: int = 0
+    kind: str = "chars"  # or "bytes": the model reads UTF-8 bytes, a token is a byte
     ids: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ids = {c: i for i, c in enumerate(self.vocab)}
+
+    def prompt_ids(self, completion: Completion) -> list[list[int]]:
+        """Each prompt's ids; a 400 for characters a character model never saw, or for
+        logprobs from a byte model (whose tokens are bytes, not characters)."""
+        if self.kind == "bytes":
+            if completion.logprobs is not None:
+                raise ApiError(400, f"logprobs needs a model of characters; {self.name!r} "
+                               "reads bytes", "logprobs", "unsupported")  # fmt: skip
+            return [list(r.prompt.encode("utf-8")) for r in completion.requests]
+        protocol.check_prompts(completion, self.vocab)
+        return [[self.ids[c] for c in r.prompt] for r in completion.requests]
 
 
 def build(models: list[Served], limits: Limits) -> Starlette:
@@ -64,9 +76,7 @@ def build(models: list[Served], limits: Limits) -> Starlette:
                 404, f"the model {completion.model!r} does not exist; GET /v1/models lists them",
                 "model", "model_not_found",
             )  # fmt: skip
-        protocol.check_prompts(completion, served.vocab)
-        ids_of = [[served.ids[c] for c in r.prompt] for r in completion.requests]
-        sink = served.batcher.submit(completion, ids_of)
+        sink = served.batcher.submit(completion, served.prompt_ids(completion))
         meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served.name}
         if completion.stream:
             return StreamingResponse(

@@ -32,6 +32,7 @@ from charrnn_cli.sampling.streams import prime
 from charrnn_cli.serve.jobs import Job, Sink, Update, deliver
 from charrnn_cli.serve.logprobs import Logprobs
 from charrnn_cli.serve.protocol import ApiError, Completion, Limits
+from charrnn_cli.vocab import Utf8Bytes
 
 FLUSH_STEPS = 16  # text is posted at least every this many steps...
 FLUSH_SECONDS = 0.02  # ...or this often
@@ -89,8 +90,9 @@ class Batcher:
         for request, ids in zip(completion.requests, ids_of, strict=True):
             for j in range(request.num):
                 seed = None if request.random_seed is None else request.random_seed + j
+                decoder = Utf8Bytes() if self.sm.kind == "bytes" else None
                 job = Job(index, sink, request, ids, seed, completion.stop, completion.logprobs,
-                          completion.stream)  # fmt: skip
+                          completion.stream, decoder)  # fmt: skip
                 sink.jobs.append(job)
                 index += 1
                 if request.length == 0:
@@ -135,11 +137,12 @@ class Batcher:
             ids = job.prompt_ids
             if not ids:  # as `sample` does: a first character from the corpus's frequencies
                 first = _first_char(rng, self.sm.unigram, len(self.sm.vocab))
-                ids = [first]
-                job.pieces.append(self.sm.vocab[first])
-                job.size, job.tail = 1, self.sm.vocab[first]
-                job.unsent = job.tail
-                job.lps.append((job.tail, None, None))
+                ids, job.drawn = [first], 1
+                head = self.sm.vocab[first]
+                head = head if job.decoder is None else job.decoder.feed(head)
+                job.pieces.append(head)
+                job.size, job.tail, job.unsent = len(head), head, head if job.stream else ""
+                job.lps.append((head, None, None))
             logits, h = self._primed(ids)
             s = job.request
             strategy = Strategy(s.effective_temperature, s.top_k, s.top_p)
@@ -202,7 +205,7 @@ class Batcher:
             job.row = self.pool.add(joiner)
             self.jobs.append(job)
             self.scoring += job.logprobs is not None
-            self.remaining[job.row] = job.request.length - job.size
+            self.remaining[job.row] = job.request.length - job.drawn
             self.since[job.row] = self.t
             if self.remaining[job.row] <= 0:
                 self._end_rows([job.row], "length")
@@ -231,6 +234,8 @@ class Batcher:
         for r in rows:
             job = self.jobs[r]
             new = "".join([vocab[i] for i in self.hist[r, self.since[r] : self.t].tolist()])
+            if job.decoder is not None:  # a byte run: whole characters only, until the end
+                new = job.decoder.feed(new, final=r in done)
             self.since[r] = self.t
             finish = _take(job, new)
             if finish is None and r in done:
@@ -247,6 +252,8 @@ class Batcher:
         """Post the rows' last pieces with `finish` and free them (highest row first)."""
         for r in sorted(rows, reverse=True):
             job = self.jobs[r]
+            if job.decoder is not None and finish == "length":  # a cut-off character: U+FFFD
+                _take(job, job.decoder.finish())
             self._post([(job.sink, _piece(job, final=True, finish=finish))])
             self._remove(r)
             self._ended(job)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charrnn_cli.sampling.request import SampleRequest
+from charrnn_cli.vocab import Utf8Bytes
 
 Logprob = tuple[str, float | None, dict[str, float] | None]  # character, its logprob, the top k
 
@@ -40,6 +41,8 @@ class Job:
     stops: tuple[str, ...] = ()
     logprobs: int | None = None
     stream: bool = False
+    decoder: Utf8Bytes | None = None  # a byte run's: the drawn bytes as text
+    drawn: int = 0  # characters (bytes) drawn before it joined the pool: the unprompted first
     row: int = -1  # its row in the pool while it steps
     pieces: list[str] = field(default_factory=list)  # the text made so far, in pieces
     size: int = 0  # characters made so far

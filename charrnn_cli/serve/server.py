@@ -35,12 +35,10 @@ def load_models(runs: list[str], checkpoint: str, limits: Limits) -> list[Served
     models: list[Served] = []
     for run in runs or [None]:
         sm = load(run, checkpoint, "cpu", batched=True)
-        if sm.kind != "chars":
-            raise UsageError(f"run {sm.name!r} reads bytes; charrnn serve serves character runs")
         if any(m.name == sm.name for m in models):
             raise UsageError(f"run {sm.name!r} is named twice")
         created = int(store.run_dir(sm.name).stat().st_mtime)
-        models.append(Served(sm.name, sm.vocab, Batcher(sm, limits), created))
+        models.append(Served(sm.name, sm.vocab, Batcher(sm, limits), created, sm.kind))
     return models
 
 
