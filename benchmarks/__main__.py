@@ -18,6 +18,7 @@ from benchmarks import (
     sample_quality,
     sampling,
     scale,
+    serve,
     start,
     startup,
     throughput,
@@ -36,6 +37,7 @@ SUITE = {
     "quality": quality.run,
     "scale": scale.run,
     "finetune": finetune.run,
+    "serve": serve.run,
 }
 
 

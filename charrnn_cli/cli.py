@@ -27,6 +27,7 @@ from charrnn_cli.commands import fetch as fetch_cmd
 from charrnn_cli.commands import info as info_cmd
 from charrnn_cli.commands import runs as runs_cmd
 from charrnn_cli.commands import sample as sample_cmd
+from charrnn_cli.commands import serve as serve_cmd
 from charrnn_cli.commands import train as train_cmd
 from charrnn_cli.commands import viz as viz_cmd
 from charrnn_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CharrnnError
@@ -68,6 +69,7 @@ app.command("fetch", no_args_is_help=False)(fetch_cmd.fetch)
 app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.evaluate)
 app.command("sample")(sample_cmd.sample)
+app.command("serve")(serve_cmd.serve)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("info")(info_cmd.info)
 app.add_typer(viz_cmd.app, name="viz")

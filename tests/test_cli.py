@@ -11,7 +11,7 @@ from charrnn_cli import __version__
 def test_help_lists_every_subcommand(cli):
     r = cli("--help")
     assert r.code == 0
-    for name in ("fetch", "train", "eval", "sample", "runs", "info"):
+    for name in ("fetch", "train", "eval", "sample", "serve", "runs", "info"):
         assert name in r.out
 
 
@@ -55,6 +55,7 @@ def test_help_shows_the_defaults_written_in_brackets(cli, monkeypatch):
     shown = {
         ("train",): ["[tinyshakespeare]", "[lstm]", "[chars]", "[cosine]", "[adam]", "[auto]"],
         ("sample",): ["[latest]"],
+        ("serve",): ["[latest]"],
         ("viz", "cells"): ["[the last]", "[the best for each signal]", "[latest]"],
     }
     for args, defaults in shown.items():

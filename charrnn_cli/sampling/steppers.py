@@ -7,6 +7,8 @@ each layer as one matrix product over a (B, H) state into preallocated buffers. 
 (B = 1) is the single-stream sampler; B streams turn matrix-vector products into matrix-matrix
 ones, which is where several streams a step pay off. Every stream has its own state; a stream can
 be put back to the start state alone (`restart`), which is how `--lines` begins each new line.
+A stepper of `batch` rows can also step only its first n (`step` with n ids), take a stream's
+state into one row (`put`) and move a row (`move`): how the server's pool lets streams come and go.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class _Stepper:
     def _state(self) -> list[np.ndarray]:  # the arrays that hold the streams' state
         raise NotImplementedError
 
-    def _load(self, h: State) -> None:
+    def _load(self, h: State, rows: slice = slice(None)) -> None:
         raise NotImplementedError
 
     def start_from(self, h: State) -> None:
@@ -49,6 +51,15 @@ class _Stepper:
         """Put the streams where `rows` (B,) is True back to the start state."""
         for a, s in zip(self._state(), self._start, strict=True):
             np.copyto(a, s, where=rows[:, None])
+
+    def put(self, row: int, h: State) -> None:
+        """Put one stream's state `h` ((L, 1, H)) into `row`; the other rows keep theirs."""
+        self._load(h, slice(row, row + 1))
+
+    def move(self, src: int, dst: int) -> None:
+        """Copy row `src`'s state into row `dst` (packing the rows in use to the front)."""
+        for a in self._state():
+            a[dst] = a[src]
 
 
 class GruRnnStepper(_Stepper):
@@ -74,17 +85,18 @@ class GruRnnStepper(_Stepper):
     def _state(self) -> list[np.ndarray]:
         return self.h
 
-    def _load(self, h: State) -> None:
+    def _load(self, h: State, rows: slice = slice(None)) -> None:
         for mine, given in zip(self.h, _rows(h), strict=True):  # h: (L, B0, H)
-            mine[:] = given
+            mine[rows] = given
 
     def step(self, ids: np.ndarray) -> np.ndarray:
-        """Feed one character id per stream (B,); return the next logits (B, V)."""
-        H = self.H
+        """Feed one character id per stream (B,), or per stream of the first n rows (n,);
+        return the next logits (B or n, V)."""
+        H, rows = self.H, len(ids)
         x = None
         for i in range(self.L):
-            g = self.table[ids] if i == 0 else x @ self.w_ih[i] + self.b_ih[i]  # (B, G*H)
-            h = self.h[i]
+            g = self.table[ids] if i == 0 else x @ self.w_ih[i] + self.b_ih[i]  # (n, G*H)
+            h = self.h[i] if rows == self.batch else self.h[i][:rows]
             if self.cell == "gru":
                 gh = h @ self.w_hh[i] + self.b_hh[i]
                 rz = 1.0 / (1.0 + np.exp(-(g[:, : 2 * H] + gh[:, : 2 * H])))
@@ -95,7 +107,10 @@ class GruRnnStepper(_Stepper):
                 if i:
                     g += self.b_hh[i]
                 h = np.tanh(g)
-            self.h[i] = h
+            if rows == self.batch:
+                self.h[i] = h
+            else:
+                self.h[i][:rows] = h
             x = h
         return x @ self.w_out + self.b_out
 
@@ -154,44 +169,47 @@ class LstmStepper(_Stepper):
     def _state(self) -> list[np.ndarray]:
         return [self.h0, *self.xh[1:], *self.c]
 
-    def _load(self, h: State) -> None:
+    def _load(self, h: State, rows: slice = slice(None)) -> None:
         hs, cs = h  # (L, B0, H) each
         for i, (hi, ci) in enumerate(zip(_rows(hs), _rows(cs), strict=True)):
-            self._own_h(i)[:] = hi
-            self.c[i][:] = ci
+            self._own_h(i)[rows] = hi
+            self.c[i][rows] = ci
             if i + 1 < self.L:
-                self.xh[i + 1][:, : self.H] = hi
+                self.xh[i + 1][rows, : self.H] = hi
 
     def step(self, ids: np.ndarray) -> np.ndarray:
-        """Feed one character id per stream (B,); return the next logits (B, V), a buffer
-        that the next step overwrites."""
-        if self.batch == 1:
+        """Feed one character id per stream (B,), or per stream of the first n rows (n,);
+        return the next logits (B or n, V), a buffer that the next step overwrites."""
+        n = len(ids)
+        if n == 1:
             return self._step_one(int(ids[0]))
-        H = self.H
+        H, rows = self.H, slice(0, n)
+        tmp = self.tmp[rows]
         for i in range(self.L):
-            g = self.g[i]
+            g = self.g[i][rows]
             if i == 0:
-                np.dot(self.h0, self.w0, out=g)
+                np.dot(self.h0[rows], self.w0, out=g)
                 g += self.table[ids]
             else:
-                np.dot(self.xh[i], self.w[i], out=g)
+                np.dot(self.xh[i][rows], self.w[i], out=g)
                 g += self.b[i]
             np.tanh(g, out=g)
             sig = g[:, : 3 * H]
             sig *= 0.5
             sig += 0.5
-            c = self.c[i]
+            c = self.c[i][rows]
             c *= g[:, H : 2 * H]  # f * c
-            np.multiply(g[:, :H], g[:, 3 * H :], out=self.tmp)  # i * g
-            c += self.tmp
-            h = self._own_h(i)
+            np.multiply(g[:, :H], g[:, 3 * H :], out=tmp)  # i * g
+            c += tmp
+            h = self._own_h(i)[rows]
             np.tanh(c, out=h)
             h *= g[:, 2 * H : 3 * H]  # o * tanh(c)
             if i + 1 < self.L:
-                self.xh[i + 1][:, :H] = h
-        np.dot(self._own_h(self.L - 1), self.w_out, out=self.logits)
-        self.logits += self.b_out
-        return self.logits
+                self.xh[i + 1][rows, :H] = h
+        logits = self.logits[rows]
+        np.dot(self._own_h(self.L - 1)[rows], self.w_out, out=logits)
+        logits += self.b_out
+        return logits
 
     def _step_one(self, idx: int) -> np.ndarray:
         """`step` for one stream, on 1-D views (xh is the layer's [h below, own h], or for
@@ -217,8 +235,9 @@ class LstmStepper(_Stepper):
             if i + 1 < self.L:
                 self.one[i + 1][2][:H] = h
         np.dot(self._own_h(self.L - 1)[0], self.w_out, out=self.logits[0])
-        self.logits += self.b_out
-        return self.logits
+        logits = self.logits[:1]
+        logits += self.b_out
+        return logits
 
 
 def make_stepper(model: CharRNN, h: State, batch: int = 1) -> GruRnnStepper | LstmStepper:

@@ -1,0 +1,112 @@
+"""Running `charrnn serve`: load each run, start its batcher, and serve the app with uvicorn on
+a socket bound first (so a port in use is one clear error), until SIGINT or SIGTERM.
+
+A signal ends every stream where it stands (each gets its text so far and its finish) and stops
+the server; `serve` returns the signal's number, or None when it stopped otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.serve.app import Served, build
+from charrnn_cli.serve.batcher import Batcher
+from charrnn_cli.serve.protocol import Limits
+
+GRACE_SECONDS = 3  # how long connections may take to close once stopping
+SWITCH_SECONDS = 0.0005  # the GIL hand-over interval: the loop answers while a batch steps
+
+
+def load_models(runs: list[str], checkpoint: str, limits: Limits) -> list[Served]:
+    """Each run (or the latest when none is named) loaded for sampling on the CPU, with its
+    batcher (not yet started)."""
+    from charrnn_cli import store
+    from charrnn_cli.sampling.generator import load
+
+    models: list[Served] = []
+    for run in runs or [None]:
+        sm = load(run, checkpoint, "cpu", batched=True)
+        if any(m.name == sm.name for m in models):
+            raise UsageError(f"run {sm.name!r} is named twice")
+        created = int(store.run_dir(sm.name).stat().st_mtime)
+        models.append(Served(sm.name, sm.vocab, Batcher(sm, limits), created, sm.kind))
+    return models
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or one line saying why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CharrnnError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that starts the batchers on its loop and, on a signal, ends the streams
+    in flight at once (instead of waiting for them) and keeps the signal for the exit code."""
+
+    def __init__(self, config: uvicorn.Config, batchers: list[Batcher]) -> None:
+        super().__init__(config)
+        self.batchers = batchers
+        self.stopped_by: int | None = None
+        self.ready: Callable[[], Any] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        for b in self.batchers:
+            b.start(loop)
+        await super().startup(sockets)
+        if self.ready is not None and self.started:
+            self.ready()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+        self.stopped_by = self.stopped_by or sig
+        for b in self.batchers:
+            b.stop()
+
+
+def serve(
+    models: list[Served],
+    sock: socket.socket,
+    limits: Limits,
+    ready: Callable[[], Any] | None = None,
+) -> int | None:
+    """Serve until a signal; return its number (None when the server stopped otherwise)."""
+    config = uvicorn.Config(
+        build(models, limits), log_level="warning", access_log=False, lifespan="off",
+        timeout_graceful_shutdown=GRACE_SECONDS, server_header=False,
+    )  # fmt: skip
+    server = _Server(config, [m.batcher for m in models])
+    server.ready = ready
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_SECONDS)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sys.setswitchinterval(old)
+        for m in models:
+            m.batcher.stop()
+        for m in models:
+            m.batcher.join(1.0)
+        with contextlib.suppress(OSError):
+            sock.close()
+    return server.stopped_by
