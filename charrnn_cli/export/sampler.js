@@ -26,18 +26,28 @@
     return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   }
 
-  /* out[r] = bias[r] + W[r, :] . x for the rows of a (rows x cols) row-major matrix. */
+  /* out[r] = bias[r] + W[r, :] . x for the rows of a (rows x cols) row-major matrix (plus
+   * out[r] with `add`); four rows a pass, so each x[k] read serves all four. */
   function matvec(W, rows, cols, x, out, bias, add) {
-    for (var r = 0; r < rows; r++) {
-      var o = r * cols, s0 = 0, s1 = 0, s2 = 0, s3 = 0, k = 0;
-      for (; k + 3 < cols; k += 4) {
-        s0 += W[o + k] * x[k];
-        s1 += W[o + k + 1] * x[k + 1];
-        s2 += W[o + k + 2] * x[k + 2];
-        s3 += W[o + k + 3] * x[k + 3];
+    var r = 0;
+    for (; r + 3 < rows; r += 4) {
+      var o0 = r * cols, o1 = o0 + cols, o2 = o1 + cols, o3 = o2 + cols;
+      var s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (var k = 0; k < cols; k++) {
+        var xk = x[k];
+        s0 += W[o0 + k] * xk;
+        s1 += W[o1 + k] * xk;
+        s2 += W[o2 + k] * xk;
+        s3 += W[o3 + k] * xk;
       }
-      for (; k < cols; k++) s0 += W[o + k] * x[k];
-      var s = (s0 + s1) + (s2 + s3) + (bias ? bias[r] : 0);
+      if (bias) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+      if (add) { s0 += out[r]; s1 += out[r + 1]; s2 += out[r + 2]; s3 += out[r + 3]; }
+      out[r] = s0; out[r + 1] = s1; out[r + 2] = s2; out[r + 3] = s3;
+    }
+    for (; r < rows; r++) {
+      var q = r * cols, s = 0;
+      for (var m = 0; m < cols; m++) s += W[q + m] * x[m];
+      if (bias) s += bias[r];
       out[r] = add ? out[r] + s : s;
     }
   }
@@ -54,6 +64,8 @@
     this.vocab = spec.vocab; this.V = spec.vocab.length; this.unigram = spec.unigram;
     this.G = { lstm: 4, gru: 3, rnn: 1 }[spec.cell];
     this.t = t;
+    this.layers = [];
+    for (var l0 = 0; l0 < spec.layers; l0++) this.layers.push(this.layer(l0));
     this.index = {};
     for (var i = 0; i < this.V; i++) this.index[this.vocab[i]] = i;
     var GH = this.G * this.H;
@@ -65,6 +77,23 @@
     this.logits = new Float32Array(this.V);
     this.reset();
   }
+
+  /* One layer's weights as step reads them: for an LSTM or RNN layer above the first,
+   * [W_ih | W_hh] side by side, so that one pass over [x, h] makes its gates. */
+  Model.prototype.layer = function (l) {
+    var t = this.t, H = this.H, GH = this.G * H, gru = this.cell === "gru";
+    var out = { whh: t["whh" + l], bih: t["bih" + l], bhh: t["bhh" + l], wih: t["wih" + l] };
+    if (l > 0 && !gru) {
+      var w = new Float32Array(GH * 2 * H);
+      for (var r = 0; r < GH; r++) {
+        w.set(out.wih.subarray(r * H, r * H + H), r * 2 * H);
+        w.set(out.whh.subarray(r * H, r * H + H), r * 2 * H + H);
+      }
+      out.stacked = w;
+      out.xh = new Float32Array(2 * H);
+    }
+    return out;
+  };
 
   /* Back to the start state: the learned one (parts x layers x 1 x hidden), or zeros. */
   Model.prototype.reset = function () {
@@ -79,40 +108,42 @@
 
   /* Feed one character id; return the logits of the next (a buffer the next step reuses). */
   Model.prototype.step = function (id) {
-    var H = this.H, GH = this.G * H, t = this.t, x = null;
+    var H = this.H, GH = this.G * H, x = null, gru = this.cell === "gru";
     for (var l = 0; l < this.L; l++) {
-      var g = this.gi[l], h = this.h[l], j;
+      var w = this.layers[l], g = this.gi[l], h = this.h[l], j;
       if (l === 0) {
-        var row = t.table.subarray(id * GH, id * GH + GH);
-        for (j = 0; j < GH; j++) g[j] = row[j];
+        var table = this.t.table, at = id * GH;
+        for (j = 0; j < GH; j++) g[j] = table[at + j];
+        if (!gru) matvec(w.whh, GH, H, h, g, null, true);
+      } else if (gru) {
+        matvec(w.wih, GH, H, x, g, w.bih, false);
       } else {
-        matvec(t["wih" + l], GH, H, x, g, t["bih" + l], false);
+        w.xh.set(x, 0);
+        w.xh.set(h, H);
+        matvec(w.stacked, GH, 2 * H, w.xh, g, w.bih, false);
       }
-      if (this.cell === "gru") {
+      if (gru) {
         var gh = this.gh[l];
-        matvec(t["whh" + l], GH, H, h, gh, t["bhh" + l], false);
+        matvec(w.whh, GH, H, h, gh, w.bhh, false);
         for (j = 0; j < H; j++) {
           var r = sigmoid(g[j] + gh[j]), z = sigmoid(g[H + j] + gh[H + j]);
           var n = Math.tanh(g[2 * H + j] + r * gh[2 * H + j]);
           h[j] = n + z * (h[j] - n);
         }
+      } else if (this.cell === "rnn") {
+        for (j = 0; j < H; j++) h[j] = Math.tanh(g[j]);
       } else {
-        matvec(t["whh" + l], GH, H, h, g, null, true);
-        if (this.cell === "rnn") {
-          for (j = 0; j < H; j++) h[j] = Math.tanh(g[j]);
-        } else {
-          var c = this.c[l];
-          for (j = 0; j < H; j++) {
-            var ig = sigmoid(g[j]), fg = sigmoid(g[H + j]);
-            var gg = Math.tanh(g[2 * H + j]), og = sigmoid(g[3 * H + j]);
-            c[j] = fg * c[j] + ig * gg;
-            h[j] = og * Math.tanh(c[j]);
-          }
+        var c = this.c[l];
+        for (j = 0; j < H; j++) {
+          var ig = sigmoid(g[j]), fg = sigmoid(g[H + j]);
+          var gg = Math.tanh(g[2 * H + j]), og = sigmoid(g[3 * H + j]);
+          c[j] = fg * c[j] + ig * gg;
+          h[j] = og * Math.tanh(c[j]);
         }
       }
       x = h;
     }
-    matvec(t.wout, this.V, H, x, this.logits, t.bout, false);
+    matvec(this.t.wout, this.V, H, x, this.logits, this.t.bout, false);
     return this.logits;
   };
 
