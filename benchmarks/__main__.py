@@ -11,6 +11,7 @@ import sys
 from benchmarks import (
     data,
     ddp,
+    export,
     finetune,
     lines,
     memory,
@@ -36,6 +37,7 @@ SUITE = {
     "quality": quality.run,
     "scale": scale.run,
     "finetune": finetune.run,
+    "export": export.run,
 }
 
 

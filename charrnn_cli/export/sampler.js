@@ -166,14 +166,14 @@
 
   /* The next id: the likeliest at temperature 0, else drawn from softmax(logits / T) over the
    * top k. */
-  function draw(logits, temperature, topK, rand) {
+  function draw(logits, temperature, topK, rand, p) {
     if (!(temperature > 0)) return argmax(logits);
     var V = logits.length, cut = -Infinity, i;
     if (topK && topK < V) {
       var sorted = Array.prototype.slice.call(logits).sort(function (a, b) { return b - a; });
       cut = sorted[topK - 1];
     }
-    var max = logits[argmax(logits)], p = new Float64Array(V), sum = 0;
+    var max = logits[argmax(logits)], sum = 0;
     for (i = 0; i < V; i++) {
       p[i] = logits[i] >= cut ? Math.exp((logits[i] - max) / temperature) : 0;
       sum += p[i];
@@ -192,7 +192,7 @@
    * from the training text's character counts. */
   Model.prototype.generate = function (seed, length, temperature, topK, randomSeed) {
     var self = this, rand = random(randomSeed == null ? (Math.random() * 4294967296) : randomSeed);
-    var made = 0, logits = null, ids = [];
+    var made = 0, logits = null, ids = [], p = new Float64Array(self.V);
     self.reset();
     for (var i = 0; i < seed.length; i++) {
       if (seed[i] in self.index) ids.push(self.index[seed[i]]);
@@ -210,7 +210,7 @@
       next: function (n) {
         var out = head; head = "";
         while (made < length && out.length < n) {
-          var id = draw(logits, temperature, topK, rand);
+          var id = draw(logits, temperature, topK, rand, p);
           out += self.vocab[id];
           made++;
           if (made < length) logits = self.step(id);
