@@ -87,7 +87,7 @@ def test_the_plain_torch_code_of_the_card_continues_as_sample_greedy(exported, r
 def test_a_folder_is_a_run_in_an_empty_home_without_torch_load(
     exported, cli, tmp_path, monkeypatch, tiny_corpus
 ):
-    runs = {}
+    runs, real_load = {}, torch.load
     for who in ("r", str(exported)):
         if who != "r":
             monkeypatch.setenv("CHARRNN_HOME", str(tmp_path / "empty"))
@@ -103,6 +103,12 @@ def test_a_folder_is_a_run_in_an_empty_home_without_torch_load(
     assert res.code == 0, res.err
     shown = cli("runs", "show", "ft")
     assert f"{exported} (exported folder at step 60" in shown.out
+    viz = cli("viz", "surprise", "--run", str(exported), "--text", "the cat sat")
+    assert viz.code == 0 and "bits/char" in viz.out, viz.err
+    monkeypatch.setattr(torch, "load", real_load)  # the fine-tuned run is a run: a .pt file
+    assert cli("export", "--run", "ft", "--output", str(tmp_path / "ft")).code == 0
+    card_text = (tmp_path / "ft" / "README.md").read_text(encoding="utf-8")
+    assert f"base_model: {json.dumps(str(exported))}" in card_text
 
 
 def test_an_output_that_exists_is_refused_unless_forced(exported, run, cli):
@@ -113,6 +119,19 @@ def test_an_output_that_exists_is_refused_unless_forced(exported, run, cli):
     assert cli("export", "--run", run, "--output", str(exported), "--force").code == 0
     assert (exported / "README.md").read_text(encoding="utf-8").startswith("---")
     assert [p.name for p in exported.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_force_never_replaces_a_folder_that_holds_no_export(run, cli, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "precious.txt").write_text("keep", encoding="utf-8")
+    for fmt in ("folder", "onnx", "html"):
+        res = cli("export", "--run", run, "--format", fmt, "--output", str(mine), "--force")
+        assert res.code == 2 and "holds no exported model" in res.err, res.err
+    assert (mine / "precious.txt").read_text(encoding="utf-8") == "keep"
+    for output in ("", "."):
+        res = cli("export", "--run", run, "--output", output, "--force")
+        assert res.code == 2 and "names no file or folder" in res.err
 
 
 def _rewrite(path: Path, change) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from charrnn_cli import readback
 from charrnn_cli.config import CELLS, ModelConfig
-from charrnn_cli.errors import CorruptFileError
+from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
 
 FORMAT = 1  # the folder's format: config.json's `format`
 CONFIG = "config.json"
@@ -36,15 +36,27 @@ def is_folder(spec: str | None) -> bool:
         return False
     if "/" in spec or (os.sep != "/" and os.sep in spec):
         return True
-    return (Path(spec) / CONFIG).is_file() and (Path(spec) / TENSORS).is_file()
+    try:  # a name too long for a file name raises rather than answering no
+        return holds_export(Path(spec))
+    except (OSError, ValueError):
+        return False
+
+
+def holds_export(folder: Path) -> bool:
+    """Whether `folder` holds an exported model's config.json and model.safetensors."""
+    return (folder / CONFIG).is_file() and (folder / TENSORS).is_file()
 
 
 def read_config(folder: Path) -> dict[str, Any]:
     """An exported folder's config.json, every field the model needs checked: a
     CorruptFileError naming the file and the field when it cannot be used."""
     path = folder / CONFIG
-    if not folder.is_dir():
-        raise CorruptFileError(f"{folder} is not an exported model folder (no such folder)")
+    try:
+        there = folder.is_dir()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--run {folder}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not there:
+        raise CharrnnError(f"no exported model folder at {folder} (a --run with '/' is a path)")
     if not path.is_file():
         raise CorruptFileError(f"{folder} is not an exported model folder: it has no {CONFIG}")
     data = readback.load_json(path, CONFIG_MAX_BYTES)

@@ -20,10 +20,25 @@ CARD_TEMPERATURE = 0.8
 
 
 def check_output(output: Path, force: bool) -> None:
-    """Refuse an output path that exists (unless `force`), or whose folder does not."""
-    if output.exists() and not force:
+    """Refuse an output path that exists (unless `force`), or whose folder does not. `force`
+    replaces a file, an empty folder or an exported one, never any other folder (a typo must
+    not remove a folder of the user's)."""
+    try:
+        exists, parent = output.exists(), output.parent.is_dir()
+        replaceable = not output.is_dir() or export.holds_export(output)
+        replaceable = replaceable or not any(output.iterdir())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--output {output}: {getattr(exc, 'strerror', None) or exc}") from None
+    if output.name in ("", ".", ".."):
+        raise UsageError(f"--output {str(output)!r} names no file or folder to write")
+    if exists and not force:
         raise UsageError(f"{output} exists: pass --force to replace it, or pick another --output")
-    if not output.parent.is_dir():
+    if exists and not replaceable:
+        raise UsageError(
+            f"{output} is a folder that holds no exported model: --force replaces only files, "
+            "empty folders and exported folders; remove it yourself or pick another --output"
+        )
+    if not parent:
         raise UsageError(f"{output.parent} is not a folder: make it first")
 
 
