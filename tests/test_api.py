@@ -43,7 +43,11 @@ def example() -> str:
 
 
 def test_importing_the_package_does_not_import_torch_and_names_the_api():
-    code = "import sys, charrnn_cli as c; c.load; c.Model; assert 'torch' not in sys.modules"
+    code = (
+        "import sys, charrnn_cli as c, charrnn_cli.export, charrnn_cli.export.card; c.load; "
+        "c.Model; from charrnn_cli.cli import main; main(['export', '--help']); "
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert set(api.__all__) <= set(charrnn_cli.__all__)
     for name in charrnn_cli.__all__:

@@ -11,6 +11,7 @@ nothing is unpickled (safetensors.py reads the file with numpy).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from charrnn_cli import __version__, export, store
+from charrnn_cli import __version__, export, paths, store
 from charrnn_cli.config import from_dict
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.export import safetensors
@@ -108,11 +109,7 @@ def _metrics(name: str) -> list[dict[str, Any]]:
 
 def write_folder(src: Source, folder: Path, card: str) -> None:
     """The three files into `folder` (made by the caller), each written atomically."""
-    from charrnn_cli import paths
-
     safetensors.write(folder / export.TENSORS, tensors_of(src.model), {"format": "pt"})
-    import json
-
     paths.atomic_write_text(folder / export.CONFIG, json.dumps(config_of(src), indent=1) + "\n")
     paths.atomic_write_text(folder / export.CARD, card)
 
@@ -120,9 +117,7 @@ def write_folder(src: Source, folder: Path, card: str) -> None:
 def load(spec: str, device: torch.device | None = None) -> tuple[CharRNN, str, dict[str, Any], str]:
     """An exported folder as `checkpoint.load_run` returns a run: (model, vocab, checkpoint
     fields, name); a CorruptFileError when its files do not fit each other."""
-    from charrnn_cli.paths import user_path
-
-    folder = user_path(spec)
+    folder = paths.user_path(spec)
     ck = checkpoint_of(folder)
     model = CharRNN(from_dict(ck["config"])[0])
     model.load_state_dict(ck["model"])

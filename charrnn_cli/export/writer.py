@@ -13,7 +13,7 @@ from pathlib import Path
 
 from charrnn_cli import export, paths
 from charrnn_cli.errors import CharrnnError, UsageError
-from charrnn_cli.export.folder import Source, gather, write_folder
+from charrnn_cli.export.folder import Source, config_of, gather, write_folder
 
 CARD_SAMPLE = 300  # characters of the model card's sample
 CARD_TEMPERATURE = 0.8
@@ -79,7 +79,8 @@ def _folder(src: Source, output: Path) -> None:
     with paths.storage_errors(output):
         tmp.mkdir()
         try:
-            write_folder(src, tmp, card(_config(src), _title(src), _sample(src), _params(src)))
+            text = card(config_of(src), _title(src), _sample(src), src.model.num_parameters())
+            write_folder(src, tmp, text)
             old = paths.temp_path(output) if output.exists() else None
             if old is not None:
                 output.rename(old)
@@ -90,18 +91,8 @@ def _folder(src: Source, output: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _config(src: Source) -> dict:
-    from charrnn_cli.export.folder import config_of
-
-    return config_of(src)
-
-
 def _title(src: Source) -> str:
     return Path(src.name).name if export.is_folder(src.name) else src.name
-
-
-def _params(src: Source) -> int:
-    return src.model.num_parameters()
 
 
 def _sample(src: Source) -> str:
