@@ -11,6 +11,7 @@ import sys
 from benchmarks import (
     data,
     ddp,
+    export,
     finetune,
     lines,
     memory,
@@ -38,6 +39,7 @@ SUITE = {
     "scale": scale.run,
     "finetune": finetune.run,
     "serve": serve.run,
+    "export": export.run,
 }
 
 

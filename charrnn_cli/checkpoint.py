@@ -216,9 +216,14 @@ def load_run(
     run: str | None, which: str = "best", device_spec: str = "auto"
 ) -> tuple[CharRNN, str, dict[str, Any], str]:
     """Resolve `run` (name, unique prefix, `latest` or None), load its `best` or `last`
-    checkpoint and build the model on the device; returns model, vocab, checkpoint, name."""
-    from charrnn_cli import device, store
+    checkpoint and build the model on the device; returns model, vocab, checkpoint, name.
+    An exported folder (a path) is read as one, with no store (export/folder.py)."""
+    from charrnn_cli import device, export, store
 
+    if export.is_folder(run):
+        from charrnn_cli.export import folder
+
+        return folder.load(str(run), device.pick(device_spec))
     name = store.resolve(run)
     path = store.run_dir(name) / f"{which}.pt"
     if not path.exists():

@@ -23,6 +23,7 @@ import typer
 
 from charrnn_cli import __version__, console
 from charrnn_cli.commands import evaluate as eval_cmd
+from charrnn_cli.commands import export as export_cmd
 from charrnn_cli.commands import fetch as fetch_cmd
 from charrnn_cli.commands import info as info_cmd
 from charrnn_cli.commands import runs as runs_cmd
@@ -70,6 +71,7 @@ app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.evaluate)
 app.command("sample")(sample_cmd.sample)
 app.command("serve")(serve_cmd.serve)
+app.command("export")(export_cmd.export)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("info")(info_cmd.info)
 app.add_typer(viz_cmd.app, name="viz")

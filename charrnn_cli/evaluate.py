@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from charrnn_cli.errors import UsageError
 from charrnn_cli.model import CharRNN, State
 from charrnn_cli.store import LN2
 
@@ -106,4 +108,62 @@ def score(
                 progress(result.chars, streams.shape[0] * (n - 1))
     finally:
         model.train(was_training)
+    return result
+
+
+def score_text(
+    model: CharRNN,
+    blocks: Iterable[str],
+    vocab: str,
+    kind: str,
+    *,
+    strict: bool = False,
+    max_chars: int | None = None,
+) -> tuple[Score, int, int]:
+    """Score a text given in blocks (`charrnn eval --corpus` and the API's `score`): the Score,
+    the characters a byte run's bytes make (0 for a run of characters) and the characters
+    skipped as outside the vocabulary (refused with `strict`)."""
+    from charrnn_cli import encode
+    from charrnn_cli.vocab import characters_in
+
+    dev = next(model.parameters()).device
+    total, chars, skipped, taken = Score(), 0, 0, 0
+    for text in blocks:
+        if kind == "bytes":
+            ids, dropped = np.frombuffer(text.encode("utf-8"), dtype=np.uint8), 0
+        else:
+            ids, dropped = encode.encode_text(text, vocab)
+        if dropped and strict:
+            shown = ", ".join(repr(c) for c in encode.unknown_chars(text, vocab)[:10])
+            raise UsageError(
+                f"the text has characters outside the run's vocabulary: {shown} "
+                "(without --strict they are counted and skipped)"
+            )
+        skipped += dropped
+        if max_chars is not None:  # the first max_chars characters read, whatever is scored
+            ids = ids[: max_chars - taken]
+            taken += len(ids)
+        if len(ids) >= 2:
+            rows = eval_rows(ids)
+            total.add(score(model, rows, dev))
+            chars += characters_in(rows[:, 1:]) if kind == "bytes" else 0
+        if max_chars is not None and taken >= max_chars:
+            break
+    if total.chars == 0:
+        raise UsageError("the text has fewer than 2 characters the run knows: nothing to score")
+    return total, chars, skipped
+
+
+def figures(total: Score, chars: int, skipped: int, kind: str) -> dict[str, Any]:
+    """What `charrnn eval` reports: characters, loss (nats), bits/char, perplexity, accuracy,
+    skipped; a byte run's loss is per byte, and its bits/char spreads those bits over the
+    `chars` characters its bytes make (bits_per_byte and bytes added)."""
+    result = {
+        "chars": total.chars, "loss": total.loss, "bits_per_char": total.bits_per_char,
+        "perplexity": total.perplexity, "accuracy": total.accuracy, "skipped": skipped,
+    }  # fmt: skip
+    if kind == "bytes":
+        per_char = total.loss_sum / LN2 / chars if chars else float("nan")
+        result.update(bytes=total.chars, chars=chars, bits_per_byte=total.bits_per_char)
+        result.update(bits_per_char=per_char)
     return result

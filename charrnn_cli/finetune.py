@@ -21,7 +21,7 @@ from charrnn_cli import checkpoint, store
 from charrnn_cli.data import Job
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, CorruptFileError
-from charrnn_cli.lineage import SHAPE_KEYS
+from charrnn_cli.lineage import FOLDER, SHAPE_KEYS
 from charrnn_cli.model import CharRNN
 
 # The parameters with one row per character (with --tie-weights the first two are one matrix,
@@ -46,9 +46,16 @@ def init_from(model: CharRNN, job: Job, comm: Comm) -> None:
     same bytes, or all of them stop."""
     parent = job.parent
     assert parent is not None
-    path = store.run_dir(parent.run) / f"{parent.checkpoint}.pt"
-    digest = _sha256(path)
-    ck = checkpoint.load(path)
+    if parent.checkpoint == FOLDER:  # an exported folder: safetensors, never unpickled
+        from charrnn_cli.export import TENSORS, folder
+
+        path = Path(parent.run) / TENSORS
+        digest = _sha256(path)
+        ck = folder.checkpoint_of(Path(parent.run))
+    else:
+        path = store.run_dir(parent.run) / f"{parent.checkpoint}.pt"
+        digest = _sha256(path)
+        ck = checkpoint.load(path)
     steady = _sha256(path) == digest  # the parent is still training: best.pt was replaced
     first = comm.broadcast_object(digest)
     if comm.any(not steady or digest != first)[0]:

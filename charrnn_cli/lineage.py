@@ -35,6 +35,7 @@ SHAPE_KEYS = tuple(
     if f.name not in ("vocab_size", "dropout")
 )
 CHECKPOINTS = ("best", "last")
+FOLDER = "folder"  # the `checkpoint` of a parent that is an exported folder (its path is `run`)
 MAX_DEPTH = 64  # generations `chain` follows: a hand-edited config could make a cycle
 SHOWN_ADDED = 20  # the first added characters named on stderr
 
@@ -53,7 +54,12 @@ class Plan:
 
 
 def parse(spec: str) -> tuple[str, str]:
-    """`RUN[:best|last]` as (run, checkpoint); the run may be a unique prefix or `latest`."""
+    """`RUN[:best|last]` as (run, checkpoint); the run may be a unique prefix or `latest`, or
+    the path of an exported folder: (its absolute path, FOLDER)."""
+    from charrnn_cli import export
+
+    if export.is_folder(spec):
+        return str(paths.user_path(spec).resolve()), FOLDER
     name, sep, which = spec.rpartition(":")
     if not sep:
         name, which = spec, "best"
@@ -65,6 +71,10 @@ def parse(spec: str) -> tuple[str, str]:
 def plan(spec: str) -> Plan:
     """The parent named by `spec`, checked: it exists, has that checkpoint and a vocabulary."""
     name, which = parse(spec)
+    if which == FOLDER:
+        from charrnn_cli import export
+
+        return Plan(name, which, export.run_config(paths.user_path(name)))
     if not (store.run_dir(name) / f"{which}.pt").is_file():
         raise CharrnnError(
             f"--init-from {spec}: run {name!r} has no {which}.pt"
@@ -131,7 +141,8 @@ def describe(parent: ParentRecord) -> str:
     else:
         shown = added[:SHOWN_ADDED] + ("..." if len(added) > SHOWN_ADDED else "")
         what = f"{len(added)} character{'s' if len(added) != 1 else ''} added: {shown!r}"
-    return f"fine-tuning {parent.run} ({parent.checkpoint}.pt): {what}"
+    source = parent.run if parent.checkpoint == FOLDER else f"{parent.run} ({parent.checkpoint}.pt)"
+    return f"fine-tuning {source}: {what}"
 
 
 def parent_of(name: str) -> dict[str, Any] | None:

@@ -32,3 +32,23 @@ def spawn(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
         text=True,
         **kw,
     )
+
+
+def train_tiny(folder: Path, run: str, *args: str, steps: int = 60) -> Path:
+    """Train a tiny run on a small regular text in `folder`/home (in-process); its run folder,
+    for a module-scoped fixture to copy into each test's home."""
+    import pytest
+
+    from charrnn_cli import console
+    from charrnn_cli.cli import main
+
+    corpus = folder / "corpus.txt"
+    lines = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
+    corpus.write_text("\n".join(lines * 120) + "\n", encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHARRNN_HOME", str(folder / "home"))
+        console.reset()
+        code = main(["train", "--corpus", str(corpus), "--run", run, *TINY, "--max-steps",
+                     str(steps), "--eval-every", "30", "--quiet", *args])  # fmt: skip
+    assert code == 0
+    return folder / "home" / "runs" / run

@@ -20,9 +20,7 @@ import typer
 
 from charrnn_cli import console, paths, store
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
-from charrnn_cli.errors import CharrnnError, UsageError
-
-LN2 = 0.6931471805599453  # nats per bit
+from charrnn_cli.errors import CharrnnError
 
 BLOCK_CHARS = 4_000_000  # characters scored per block of a --corpus text
 
@@ -60,15 +58,10 @@ def evaluate(
     else:
         total, chars, skipped = _text(model, corpus, vocab, kind, strict, max_chars)
         source = corpus
-    result = {
-        "run": name, "checkpoint": checkpoint, "text": source, "chars": total.chars,
-        "loss": total.loss, "bits_per_char": total.bits_per_char,
-        "perplexity": total.perplexity, "accuracy": total.accuracy, "skipped": skipped,
-    }  # fmt: skip
-    if kind == "bytes":  # the loss is per byte; bits per char spreads its bits over characters
-        per_char = total.loss_sum / LN2 / chars if chars else float("nan")
-        result.update(bytes=total.chars, chars=chars, bits_per_byte=total.bits_per_char)
-        result.update(bits_per_char=per_char)
+    from charrnn_cli.evaluate import figures
+
+    result = {"run": name, "checkpoint": checkpoint, "text": source}
+    result.update(figures(total, chars, skipped, kind))
     if skipped:
         console.warn(f"{skipped} characters outside the vocabulary were skipped")
     if json_out:
@@ -114,39 +107,11 @@ def _held_out(model, name: str, vocab: str, kind: str, train_cfg, max_chars: int
 
 
 def _text(model, corpus: str, vocab: str, kind: str, strict: bool, max_chars: int | None):
-    """Score any text, read in blocks; characters outside the vocabulary are skipped."""
-    import numpy as np
+    """Score any text, read in blocks; characters outside the vocabulary are skipped (the
+    Python API's `score` calls the same `score_text`)."""
+    from charrnn_cli.evaluate import score_text
 
-    from charrnn_cli import encode
-    from charrnn_cli.evaluate import Score, eval_rows, score
-    from charrnn_cli.vocab import characters_in
-
-    dev = next(model.parameters()).device
-    total, chars, skipped, taken = Score(), 0, 0, 0
-    for text in _blocks(corpus):
-        if kind == "bytes":
-            ids, dropped = np.frombuffer(text.encode("utf-8"), dtype=np.uint8), 0
-        else:
-            ids, dropped = encode.encode_text(text, vocab)
-        if dropped and strict:
-            shown = ", ".join(repr(c) for c in encode.unknown_chars(text, vocab)[:10])
-            raise UsageError(
-                f"the text has characters outside the run's vocabulary: {shown} "
-                "(without --strict they are counted and skipped)"
-            )
-        skipped += dropped
-        if max_chars is not None:  # the first max_chars characters read, whatever is scored
-            ids = ids[: max_chars - taken]
-            taken += len(ids)
-        if len(ids) >= 2:
-            rows = eval_rows(ids)
-            total.add(score(model, rows, dev))
-            chars += characters_in(rows[:, 1:]) if kind == "bytes" else 0
-        if max_chars is not None and taken >= max_chars:
-            break
-    if total.chars == 0:
-        raise UsageError("the text has fewer than 2 characters the run knows: nothing to score")
-    return total, chars, skipped
+    return score_text(model, _blocks(corpus), vocab, kind, strict=strict, max_chars=max_chars)
 
 
 def _run_corpus(name: str):

@@ -22,7 +22,10 @@ def _run(help: str, **kw: Any) -> Any:
     return typer.Option(help=escaped(help), autocompletion=store.complete_run_name, **kw)
 
 
-RunOption = Annotated[str | None, _run("Run: a name, a unique prefix or latest [latest].")]
+RunOption = Annotated[
+    str | None,
+    _run("Run: a name, a unique prefix, latest, or an exported folder's PATH [latest]."),
+]
 # `charrnn train` names a run to start (or to --resume), so no prefix or `latest` there
 NewRunOption = Annotated[
     str | None,

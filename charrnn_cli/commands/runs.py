@@ -146,10 +146,12 @@ def _describe(name: str, cfg: dict, summary: dict, chain: list[dict]) -> str:
 
 def _ancestor(parent: dict) -> str:
     """A parent in the lineage line: `name (best.pt at step 1200 on tinyshakespeare, +12 chars)`."""
-    gone = "" if parent.get("exists") else ", since removed"
+    folder = parent.get("checkpoint") == "folder"  # an exported folder (lineage.FOLDER)
+    gone = "" if parent.get("exists") or folder else ", since removed"
     corpus = (parent.get("corpus") or {}).get("name")
+    what = "exported folder" if folder else f"{parent.get('checkpoint')}.pt"
     return (
-        f"{parent.get('run')} ({parent.get('checkpoint')}.pt at step {parent.get('step')} on "
+        f"{parent.get('run')} ({what} at step {parent.get('step')} on "
         f"{corpus}, +{len(parent.get('added') or '')} characters{gone})"
     )
 

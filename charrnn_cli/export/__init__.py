@@ -1,0 +1,127 @@
+"""export: a trained model in forms that go anywhere, and an exported folder read back as a run.
+
+The folder (folder.py) is `model.safetensors` (the state dict under the model's own names),
+`config.json` (the shape, the vocabulary, the start state, versions) and a model card
+`README.md` (card.py); `onnx.py` writes one ONNX graph, `page.py` one HTML page that samples in
+plain JavaScript. This module is torch-free: it tells a folder from a run name and reads and
+checks a folder's config.json, so the store, lineage and the commands can take a folder wherever
+they take a run without importing torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from charrnn_cli import readback
+from charrnn_cli.config import CELLS, ModelConfig
+from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
+
+FORMAT = 1  # the folder's format: config.json's `format`
+CONFIG = "config.json"
+TENSORS = "model.safetensors"
+CARD = "README.md"
+FORMATS = ("folder", "onnx", "html")
+CONFIG_MAX_BYTES = 64 << 20
+# config.json's model fields: ModelConfig's, but vocab (the characters, or "bytes") and
+# vocab_size (their count) are read from `vocab`
+SHAPE = ("cell", "layers", "hidden_size", "embed_size", "tie_weights", "start_state", "dropout")
+
+
+def is_folder(spec: str | None) -> bool:
+    """Whether a --run/--init-from value names an exported folder rather than a run: it holds a
+    `/` (a path), or it is an existing folder with a config.json."""
+    if not spec:
+        return False
+    if "/" in spec or (os.sep != "/" and os.sep in spec):
+        return True
+    try:  # a name too long for a file name raises rather than answering no
+        return holds_export(Path(spec))
+    except (OSError, ValueError):
+        return False
+
+
+def holds_export(folder: Path) -> bool:
+    """Whether `folder` holds an exported model's config.json and model.safetensors."""
+    return (folder / CONFIG).is_file() and (folder / TENSORS).is_file()
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """An exported folder's config.json, every field the model needs checked: a
+    CorruptFileError naming the file and the field when it cannot be used."""
+    path = folder / CONFIG
+    try:
+        there = folder.is_dir()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--run {folder}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not there:
+        raise CharrnnError(f"no exported model folder at {folder} (a --run with '/' is a path)")
+    if not path.is_file():
+        raise CorruptFileError(f"{folder} is not an exported model folder: it has no {CONFIG}")
+    data = readback.load_json(path, CONFIG_MAX_BYTES)
+    why = _problem(data)
+    if why is not None:
+        raise CorruptFileError(f"{path}: {why}")
+    return data
+
+
+def _problem(data: dict[str, Any]) -> str | None:
+    version = data.get("format", FORMAT)
+    if not readback.is_int(version):
+        return "format is not a whole number"
+    if version > FORMAT:
+        return f"format {version} is newer than this charrnn reads ({FORMAT}): upgrade charrnn"
+    missing = [k for k in (*SHAPE[:5], "vocab") if k not in data]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    why = readback.section_problem(model_section(data), ModelConfig, "config")
+    if why is not None:
+        return why
+    if data["cell"] not in CELLS:
+        return f"cell is {data['cell']!r}, not one of {', '.join(CELLS)}"
+    vocab = data["vocab"]
+    if vocab != "bytes" and not (
+        isinstance(vocab, list) and vocab and all(isinstance(c, str) and len(c) == 1 for c in vocab)
+    ):
+        return 'vocab is neither a list of single characters nor "bytes"'
+    if isinstance(vocab, list) and len(set(vocab)) != len(vocab):
+        return "vocab holds a character twice"
+    sizes = [data[k] for k in ("layers", "hidden_size", "embed_size")]
+    if not all(readback.is_int(v) and v >= 1 for v in sizes):
+        return "layers, hidden_size and embed_size must be whole numbers of at least 1"
+    if data.get("unigram") is not None and not (
+        isinstance(data["unigram"], list) and all(map(readback.is_int, data["unigram"]))
+    ):
+        return "unigram is not a list of counts"
+    return None
+
+
+def vocab_text(data: dict[str, Any]) -> str:
+    """The vocabulary as charrnn holds it: the characters in id order (256 bytes for a byte run,
+    see vocab.BYTES)."""
+    from charrnn_cli.vocab import BYTES
+
+    return BYTES if data["vocab"] == "bytes" else "".join(data["vocab"])
+
+
+def model_section(data: dict[str, Any]) -> dict[str, Any]:
+    """config.json's fields as a run's `model` section (ModelConfig's names)."""
+    section = {k: data[k] for k in SHAPE if k in data}
+    section.setdefault("start_state", "zero")
+    kind = "bytes" if data.get("vocab") == "bytes" else "chars"
+    size = 256 if kind == "bytes" else len(data.get("vocab") or [])
+    return {**section, "vocab": kind, "vocab_size": size}
+
+
+def run_config(folder: Path) -> dict[str, Any]:
+    """The folder's config.json in the shape of a run's config.json (store.read_config): model
+    and train sections, vocabulary, corpus and parent, so eval and viz find the text it was
+    trained on the way they find a run's."""
+    data = read_config(folder)
+    train = data.get("training") if isinstance(data.get("training"), dict) else {}
+    out = {"model": model_section(data), "train": train, "vocab": vocab_text(data)}
+    for key in ("corpus", "parent", "preset"):
+        if isinstance(data.get(key), dict if key != "preset" else str):
+            out[key] = data[key]
+    return out

@@ -1,0 +1,175 @@
+"""The exported folder: written from a run, and read back as a run with no run store.
+
+`gather` reads what any export needs from a run (or from a folder again): the model, its
+vocabulary, the checkpoint's fields and the run's record. `write_folder` writes
+`model.safetensors` (the state dict under the model's own names; `head.weight` left out when it
+is tied to `embed.weight`), `config.json` and the model card. `load` reads a folder into the
+tuple `checkpoint.load_run` returns, so sample, eval, viz and `train --init-from` take it like a
+run: the tensors are checked against config.json name by name and shape by shape first, and
+nothing is unpickled (safetensors.py reads the file with numpy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from charrnn_cli import __version__, export, paths, store
+from charrnn_cli.config import from_dict
+from charrnn_cli.errors import CharrnnError, CorruptFileError
+from charrnn_cli.export import safetensors
+from charrnn_cli.model import CharRNN
+
+
+@dataclass
+class Source:
+    """A model to export and what is known of it."""
+
+    model: CharRNN
+    vocab: str  # the characters in id order (vocab.BYTES for a byte run)
+    ck: dict[str, Any]  # the checkpoint's fields (or a folder's, in the same shape)
+    name: str  # the run's name, or the folder's path
+    checkpoint: str  # best | last
+    record: dict[str, Any]  # the run's config.json (store.read_config), {} when unreadable
+
+    @property
+    def kind(self) -> str:
+        return self.model.cfg.vocab
+
+
+def gather(run: str | None, checkpoint: str = "best") -> Source:
+    """Load a run (name, prefix, `latest`, or an exported folder) on the CPU for exporting."""
+    from charrnn_cli.checkpoint import load_run
+
+    model, vocab, ck, name = load_run(run, checkpoint, "cpu")
+    try:
+        record = store.read_config(name)
+    except CharrnnError:
+        record = {}
+    return Source(model, vocab, ck, name, ck.get("checkpoint", checkpoint), record)
+
+
+def tensors_of(model: CharRNN) -> dict[str, np.ndarray]:
+    """The state dict as float32 arrays under its own names; a tied head.weight left out."""
+    state = model.state_dict()
+    if model.cfg.tie_weights:
+        state.pop("head.weight")
+    return {k: v.detach().float().cpu().numpy() for k, v in state.items()}
+
+
+def config_of(src: Source) -> dict[str, Any]:
+    """The folder's config.json: the model's shape, vocabulary and start state, then where it
+    came from (run, step, corpus, held-out figures, parent, training options)."""
+    cfg = src.model.cfg
+    out: dict[str, Any] = {"format": export.FORMAT, "charrnn": __version__}
+    out.update({k: getattr(cfg, k) for k in export.SHAPE})
+    out["vocab"] = "bytes" if cfg.vocab == "bytes" else list(src.vocab)
+    out["unigram"] = src.ck.get("unigram")
+    out.update(run=src.name, checkpoint=src.checkpoint, step=src.ck.get("step"))
+    out["held_out"] = held_out(src)
+    corpus = src.record.get("corpus") or {}
+    if corpus.get("sha256"):
+        source = str(corpus.get("source", ""))
+        out["corpus"] = {"name": corpus.get("name"), "sha256": corpus["sha256"]}
+        if source and not source.startswith(("file:", "stdin")):  # no local path goes out
+            out["corpus"]["source"] = source
+    for key in ("parent", "preset"):
+        if src.record.get(key):
+            out[key] = src.record[key]
+    out["training"] = src.ck.get("config", {}).get("train", {})
+    return out
+
+
+def held_out(src: Source) -> dict[str, float] | None:
+    """The checkpoint's held-out loss (nats/char) and bits/char, when they are known."""
+    if isinstance(src.ck.get("held_out"), dict):  # a folder exported again
+        return src.ck["held_out"]
+    loss = src.ck.get("best_val_loss") if src.checkpoint == "best" else None
+    if loss is None and not export.is_folder(src.name):
+        rows = [r for r in _metrics(src.name) if r.get("val_loss") is not None]
+        rows = [r for r in rows if r.get("step", 0) <= (src.ck.get("step") or 0)]
+        loss = rows[-1]["val_loss"] if rows else None
+    if not isinstance(loss, (int, float)) or not math.isfinite(loss):
+        return None
+    return {"loss": round(float(loss), 6), "bits_per_char": round(float(loss) / store.LN2, 6)}
+
+
+def _metrics(name: str) -> list[dict[str, Any]]:
+    try:
+        return store.read_metrics(name)
+    except CharrnnError:
+        return []
+
+
+def write_folder(src: Source, folder: Path, card: str) -> None:
+    """The three files into `folder` (made by the caller), each written atomically."""
+    safetensors.write(folder / export.TENSORS, tensors_of(src.model), {"format": "pt"})
+    paths.atomic_write_text(folder / export.CONFIG, json.dumps(config_of(src), indent=1) + "\n")
+    paths.atomic_write_text(folder / export.CARD, card)
+
+
+def load(spec: str, device: torch.device | None = None) -> tuple[CharRNN, str, dict[str, Any], str]:
+    """An exported folder as `checkpoint.load_run` returns a run: (model, vocab, checkpoint
+    fields, name); a CorruptFileError when its files do not fit each other."""
+    folder = paths.user_path(spec)
+    ck = checkpoint_of(folder)
+    model = CharRNN(from_dict(ck["config"])[0])
+    model.load_state_dict(ck["model"])
+    model.to(device or torch.device("cpu")).eval()
+    model.rnn.flatten_parameters()
+    return model, ck["vocab"], ck, spec
+
+
+def checkpoint_of(folder: Path) -> dict[str, Any]:
+    """The folder as a checkpoint's fields: weights (torch tensors, checked against
+    config.json), config sections, vocabulary, character counts and step."""
+    data = export.read_config(folder)
+    section = export.model_section(data)
+    cfg_dict = {"model": section, "train": data.get("training") or {}}
+    model_cfg = from_dict(cfg_dict)[0]
+    arrays, _ = safetensors.read(folder / export.TENSORS)
+    weights = _fitted(arrays, model_cfg, folder)
+    unigram = data.get("unigram")
+    if unigram is not None and len(unigram) != model_cfg.vocab_size:
+        raise CorruptFileError(f"{folder / export.CONFIG}: unigram does not count the vocab")
+    return {
+        "model": weights, "config": cfg_dict, "vocab": export.vocab_text(data),
+        "unigram": unigram, "step": step if isinstance(step := data.get("step"), int) else 0,
+        "checkpoint": data.get("checkpoint"),
+        "held_out": data.get("held_out"),
+    }  # fmt: skip
+
+
+def _fitted(arrays: dict[str, np.ndarray], model_cfg, folder: Path) -> dict[str, torch.Tensor]:
+    """The tensors as the model's state dict, each checked against the shape config.json
+    gives it: a missing, extra or misshapen tensor is one line naming it."""
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in CharRNN(model_cfg).state_dict().items()}
+    where = f"{folder / export.TENSORS} does not fit {folder / export.CONFIG}"
+    if model_cfg.tie_weights and "head.weight" not in arrays and "embed.weight" in arrays:
+        arrays = {**arrays, "head.weight": arrays["embed.weight"]}
+    missing = [k for k in want if k not in arrays]
+    if missing:
+        raise CorruptFileError(f"{where}: it has no tensor {missing[0]!r}")
+    extra = [k for k in arrays if k not in want]
+    if extra:
+        raise CorruptFileError(f"{where}: tensor {extra[0]!r} is not part of this model")
+    out = {}
+    for key, shape in want.items():
+        array = arrays[key]
+        if tuple(array.shape) != shape:
+            raise CorruptFileError(
+                f"{where}: {key} is {tuple(array.shape)}, the config's model needs {shape}"
+            )
+        if array.dtype.kind != "f" or not np.isfinite(array).all():
+            raise CorruptFileError(f"{where}: {key} is not finite floating-point numbers")
+        out[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if model_cfg.tie_weights and not torch.equal(out["head.weight"], out["embed.weight"]):
+        raise CorruptFileError(f"{where}: tie_weights, but head.weight is not embed.weight")
+    return out
