@@ -263,3 +263,15 @@ def test_a_port_in_use_is_one_line(cli, home, charrnn_home):
         taken.listen()
         r = cli("serve", "--run", "t", "--port", str(taken.getsockname()[1]))
     assert r.code == 1 and "cannot listen on 127.0.0.1:" in r.err and "Traceback" not in r.err
+
+
+def test_an_exported_folder_is_served_under_its_path(cli, home, charrnn_home, tmp_path):
+    from charrnn_cli.serve import server
+    from charrnn_cli.serve.protocol import Limits
+
+    shutil.copytree(home / "runs" / "t", charrnn_home / "runs" / "t")
+    folder = tmp_path / "t-model"
+    assert cli("export", "--run", "t", "--output", str(folder)).code == 0
+    models = server.load_models(["t", str(folder)], "best", Limits())
+    assert [m.name for m in models] == ["t", str(folder)]
+    assert models[1].vocab == models[0].vocab

@@ -22,8 +22,8 @@ def serve(
         list[str] | None,
         typer.Option(
             help=escaped(
-                "A run to serve, by its name (repeat for more; the first is the default "
-                "model) [latest]."
+                "A run to serve, by its name or an exported folder's path (repeat for more; "
+                "the first is the default model) [latest]."
             ),
             metavar="RUN",
             autocompletion=store.complete_run_name,

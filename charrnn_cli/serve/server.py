@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -29,7 +30,7 @@ SWITCH_SECONDS = 0.0005  # the GIL hand-over interval: the loop answers while a 
 def load_models(runs: list[str], checkpoint: str, limits: Limits) -> list[Served]:
     """Each run (or the latest when none is named) loaded for sampling on the CPU, with its
     batcher (not yet started)."""
-    from charrnn_cli import store
+    from charrnn_cli import export, store
     from charrnn_cli.sampling.generator import load
 
     models: list[Served] = []
@@ -37,7 +38,9 @@ def load_models(runs: list[str], checkpoint: str, limits: Limits) -> list[Served
         sm = load(run, checkpoint, "cpu", batched=True)
         if any(m.name == sm.name for m in models):
             raise UsageError(f"run {sm.name!r} is named twice")
-        created = int(store.run_dir(sm.name).stat().st_mtime)
+        # an exported folder is served under the path it was given, dated by its folder
+        where = Path(sm.name) if export.is_folder(sm.name) else store.run_dir(sm.name)
+        created = int(where.stat().st_mtime)
         models.append(Served(sm.name, sm.vocab, Batcher(sm, limits), created, sm.kind))
     return models
 
