@@ -1,11 +1,24 @@
-"""Shared fixtures: every test gets its own CHARRNN_HOME, and a `cli` runner over `main()`."""
+"""Shared fixtures: every test gets its own CHARRNN_HOME, a `cli` runner over `main()`, and
+tiny trained runs built once per session and copied into the tests that read them."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import TEMPLATE_TEXT, TINY, TINY_TEXT
+
+# The tests' models are tiny: a second thread only adds OpenMP's hand-offs (and its spinning,
+# many times the work on a busy machine). Set before torch is first imported, here and in every
+# charrnn process a test starts; a developer's own OMP_NUM_THREADS wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +58,7 @@ def cli(capsys: pytest.CaptureFixture[str]):
 @pytest.fixture
 def tiny_text() -> str:
     """A small, very regular text that a 16-unit model learns in seconds."""
-    lines = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
-    return "\n".join(lines * 120) + "\n"
+    return TINY_TEXT
 
 
 @pytest.fixture
@@ -54,3 +66,67 @@ def tiny_corpus(tmp_path: Path, tiny_text: str) -> Path:
     path = tmp_path / "tiny.txt"
     path.write_text(tiny_text, encoding="utf-8")
     return path
+
+
+def train_once(home: Path, *args: str) -> None:
+    """`charrnn train ARGS --quiet` in this process, with `home` as CHARRNN_HOME."""
+    from charrnn_cli import console
+    from charrnn_cli.cli import main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHARRNN_HOME", str(home))
+        mp.setenv("NO_COLOR", "1")
+        for name in ("CHARRNN_MIRROR", "CHARRNN_OFFLINE", "CHARRNN_DEBUG"):
+            mp.delenv(name, raising=False)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            console.reset()  # a test's captured output never holds this training's
+            code = main(["train", *args, "--quiet"])
+        console.reset()
+    assert code == 0, (args, err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def trained_homes(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """`trained_homes(RUN, *OPTIONS, text=...)`: a CHARRNN_HOME holding run RUN trained on
+    `text` with OPTIONS, built the first time a test asks for it and kept for the session.
+    Tests never change it: they copy it (`trained_run`)."""
+    made: dict[tuple, Path] = {}
+
+    def get(run: str, *options: str, text: str = TINY_TEXT) -> Path:
+        key = (run, options, text)
+        if key not in made:
+            root = tmp_path_factory.mktemp(f"trained-{run}")
+            corpus = root / "tiny.txt"
+            corpus.write_text(text, encoding="utf-8")
+            train_once(root / "home", "--corpus", str(corpus), "--run", run, *options)
+            made[key] = root / "home"
+        return made[key]
+
+    return get
+
+
+@pytest.fixture
+def trained_run(trained_homes, charrnn_home: Path) -> Callable[..., str]:
+    """`trained_run(RUN, *OPTIONS, text=...)`: copy the session's run (store and corpus cache)
+    into this test's CHARRNN_HOME; returns RUN."""
+
+    def copy(run: str, *options: str, text: str = TINY_TEXT) -> str:
+        shutil.copytree(trained_homes(run, *options, text=text), charrnn_home, dirs_exist_ok=True)
+        return run
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def template(trained_homes) -> Path:
+    """One tiny run `m` (6 steps) for the whole session; tests get a copy (`run`)."""
+    return trained_homes("m", *TINY, "--max-steps", "6", text=TEMPLATE_TEXT) / "runs" / "m"
+
+
+@pytest.fixture
+def run(template: Path, charrnn_home: Path) -> Path:
+    """A copy of the template run `m` in this test's store; its folder."""
+    folder = charrnn_home / "runs" / "m"
+    shutil.copytree(template, folder)
+    return folder

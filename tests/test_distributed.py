@@ -24,59 +24,21 @@ import pytest
 import torch
 import torch.distributed as dist
 
-import charrnn_cli
 from charrnn_cli import console, launch
 from charrnn_cli.distributed import Comm, from_env
 from charrnn_cli.errors import CharrnnError, Interrupted, UsageError
-from tests.helpers import metrics
+from tests.helpers import DIST_OPTS as OPTS
+from tests.helpers import DIST_TOL as TOL
+from tests.helpers import TINY_TEXT as TEXT
+from tests.helpers import TORCHRUN, metrics, wait_for_metrics
+from tests.helpers import dist_env as _env
+from tests.helpers import run_cmd as _run
+from tests.helpers import torchrun as _torchrun
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32" or not dist.is_available() or not dist.is_gloo_available(),
     reason="needs torch.distributed with gloo (Linux/macOS)",
 )
-
-# where the charrnn_cli under test lives: the workers import the same code
-PKG_ROOT = str(Path(charrnn_cli.__file__).parent.parent)
-TORCHRUN_BIN = Path(sys.executable).with_name("torchrun")
-TORCHRUN = (
-    [str(TORCHRUN_BIN)]
-    if TORCHRUN_BIN.exists()
-    else [sys.executable, "-m", "torch.distributed.run"]
-)
-TEXT = (
-    "\n".join(
-        ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."] * 120
-    )
-    + "\n"
-)
-# a tiny LSTM; a step-based schedule so every run of the chain sees the same learning rates
-OPTS = ["--hidden-size", "16", "--embed-size", "8", "--layers", "1", "--seq-len", "16",
-        "--eval-every", "10", "--lr-schedule", "constant", "--device", "cpu"]  # fmt: skip
-TOL = 1e-4
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_FAULT")}
-    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    env.update(
-        CHARRNN_HOME=str(home), OMP_NUM_THREADS="1", NO_COLOR="1", PYTHONUNBUFFERED="1",
-        CHARRNN_DIST_TIMEOUT="30",  # a lost rank fails the collective well inside the timeouts
-        PYTHONPATH=os.pathsep.join(filter(None, [PKG_ROOT, os.environ.get("PYTHONPATH")])),
-    )  # fmt: skip
-    env.update(extra)
-    return env
-
-
-def _run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 90):
-    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
-def _torchrun(log_dir: Path, *after_dashdash: str) -> list[str]:
-    """`torchrun --standalone --nproc-per-node 2 ... -m -- charrnn_cli train ...` (the `--`
-    keeps torchrun from reading charrnn's options, such as --run, as its own)."""
-    return [*TORCHRUN, "--standalone", "--nproc-per-node", "2", "--log-dir", str(log_dir),
-            "-m", "--", *after_dashdash]  # fmt: skip
 
 
 def _charrnn(*args: str) -> list[str]:
@@ -286,15 +248,6 @@ def _children(pid: int) -> dict[int, int]:
     return found
 
 
-def _wait_for_training(proc: subprocess.Popen, log: Path) -> None:
-    """Until the job has logged a training step."""
-    deadline = time.monotonic() + 60
-    while not (log.exists() and log.read_text().count("\n") >= 1):
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "training did not start"
-        time.sleep(0.05)
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 def test_a_rank_killed_mid_training_ends_the_job_without_a_hang(tmp_path, tiny_corpus):
@@ -305,7 +258,7 @@ def test_a_rank_killed_mid_training_ends_the_job_without_a_hang(tmp_path, tiny_c
         env=_env(home), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_for_training(proc, home / "runs" / "kill" / "metrics.jsonl")
+        wait_for_metrics(home / "runs" / "kill" / "metrics.jsonl", lambda: proc.poll() is None)
         ranks = _children(proc.pid)
         assert sorted(ranks) == [0, 1]
         os.kill(ranks[1], signal.SIGKILL)
@@ -332,7 +285,7 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path, tiny_c
         env=_env(home), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_for_training(proc, home / "runs" / "int" / "metrics.jsonl")
+        wait_for_metrics(home / "runs" / "int" / "metrics.jsonl", lambda: proc.poll() is None)
         time.sleep(2.5)  # a few dozen timed saves
         os.kill(_children(proc.pid)[1], signal.SIGINT)
         out, err = proc.communicate(timeout=60)

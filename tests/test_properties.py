@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from charrnn_cli import corpora
 from charrnn_cli.cli import app
-from tests.test_reliability_checkpoints import one_line, run, template  # noqa: F401
+from tests.helpers import one_line
 
 SETTINGS = settings(
     max_examples=60,
@@ -85,7 +85,7 @@ def command_lines(draw) -> list[str]:
 
 
 @pytest.fixture
-def sandbox(run, tmp_path, monkeypatch):  # noqa: F811
+def sandbox(run, tmp_path, monkeypatch):
     """A store with one run `m`, offline, an empty stdin, a scratch working folder."""
     monkeypatch.setenv("CHARRNN_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
@@ -193,7 +193,7 @@ CHECKPOINT_KEYS = ["model", "config", "vocab", "step", "epoch", "cursor", "elaps
 
 @SETTINGS
 @given(key=st.sampled_from(CHECKPOINT_KEYS), value=JSON)
-def test_any_value_in_a_checkpoint_field_is_refused_or_used(cli, sandbox, template, key, value):  # noqa: F811
+def test_any_value_in_a_checkpoint_field_is_refused_or_used(cli, sandbox, template, key, value):
     shutil.copy(template / "best.pt", sandbox / "best.pt")
     data = torch.load(sandbox / "best.pt", weights_only=True)
     data[key] = value

@@ -14,7 +14,7 @@ import pytest
 
 from charrnn_cli import checkpoint, errors
 from charrnn_cli.interrupts import Stopper
-from tests.helpers import TINY, spawn
+from tests.helpers import TINY, spawn, wait_for_metrics
 
 
 @pytest.mark.parametrize("signum", errors.stop_signals(), ids=errors.signal_name)
@@ -62,18 +62,6 @@ def test_a_signal_ignored_when_training_starts_stays_ignored():
         signal.signal(signal.SIGHUP, old)
 
 
-def _wait_for_metrics(run: Path, proc_alive, timeout: float = 60.0, drain=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if drain is not None:
-            drain()
-        if (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").stat().st_size:
-            return
-        assert proc_alive(), "the trainer exited early"
-        time.sleep(0.05)
-    raise AssertionError("no progress from the trainer")
-
-
 @pytest.mark.parametrize(
     "signum",
     [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGALRM],
@@ -84,7 +72,7 @@ def test_a_signal_during_training_saves_and_exits_128_plus_its_number(
 ):
     proc = spawn("train", "--corpus", str(tiny_corpus), "--run", "s", *TINY, "--epochs", "100000")
     run = charrnn_home / "runs" / "s"
-    _wait_for_metrics(run, lambda: proc.poll() is None)
+    wait_for_metrics(run / "metrics.jsonl", lambda: proc.poll() is None)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, err
@@ -118,7 +106,7 @@ def test_a_closed_terminal_saves_the_run_and_exits_129(tiny_corpus, charrnn_home
     def alive() -> bool:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
 
-    _wait_for_metrics(run, alive, drain=drain)
+    wait_for_metrics(run / "metrics.jsonl", alive, drain=drain)
     time.sleep(0.5)
     os.close(master)  # the terminal hangs up
     deadline = time.monotonic() + 60
@@ -136,7 +124,7 @@ def test_nohup_keeps_training_through_a_hang_up(tiny_corpus, charrnn_home):
         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
     )  # fmt: skip
     run = charrnn_home / "runs" / "n"
-    _wait_for_metrics(run, lambda: proc.poll() is None)
+    wait_for_metrics(run / "metrics.jsonl", lambda: proc.poll() is None)
     proc.send_signal(signal.SIGHUP)
     time.sleep(1.0)
     assert proc.poll() is None  # ignored, as nohup asked

@@ -24,34 +24,7 @@ import pytest
 import torch
 
 from charrnn_cli import checkpoint
-from tests.helpers import TINY, metrics, spawn
-
-
-def one_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
-def runs_left(home: Path) -> list[str]:
-    folder = home / "runs"
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-
-
-def wait_for(proc, needle: str, timeout: float = 60.0) -> list[str]:
-    """Read the trainer's stderr until a line holds `needle`; return the lines read."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen.append(line)
-        if needle in line:
-            return seen
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"trainer exited early ({proc.returncode}): {''.join(seen)}")
-    raise AssertionError(f"no {needle!r} from the trainer: {''.join(seen)}")
-
+from tests.helpers import TINY, metrics, one_line, runs_left, spawn, wait_for_line
 
 BAD_NUMBERS = [
     ["--layers", "0"], ["--layers", "-1"], ["--layers", "1000000000"],
@@ -288,7 +261,7 @@ def _kill_series(home: Path, run: str, kills: int, seed: int) -> tuple[int, int]
         proc = spawn("train", "--run", run, "--resume", "--epochs", "100000",
                      "--max-steps", "100000000")  # fmt: skip
         try:
-            wait_for(proc, "resuming")
+            wait_for_line(proc, "resuming")
             if i % 2:
                 time.sleep(rng.uniform(0.0, 0.4))
             else:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from charrnn_cli import checkpoint, store
-from tests.helpers import TINY, metrics, spawn, val_losses
+from tests.helpers import TINY, metrics, spawn, val_losses, wait_for_line
 
 
 def test_loss_falls_well_below_the_unigram_entropy(cli, tiny_corpus, charrnn_home):
@@ -150,21 +150,10 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     assert kept["step"] == 20  # the last good checkpoint is untouched
 
 
-def _wait_for_progress(proc, needle="step", timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if needle in line:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"trainer exited early: {proc.stderr.read()}")
-    raise AssertionError("no progress from the trainer")
-
-
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_saves_and_exits_with_its_code(tiny_corpus, charrnn_home, sig, code, cli):
     proc = spawn("train", "--corpus", str(tiny_corpus), "--run", "s", *TINY, "--epochs", "100000")
-    _wait_for_progress(proc)
+    wait_for_line(proc, "step")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
@@ -183,7 +172,7 @@ def test_kill_9_at_random_moments_always_leaves_a_resumable_run(tiny_corpus, cha
         proc = spawn(
             "train", "--run", "k", "--resume", "--epochs", "100000", "--max-steps", "10000000"
         )
-        _wait_for_progress(proc, needle="resuming")
+        wait_for_line(proc, "resuming")
         time.sleep(rng.uniform(0.2, 1.5))
         proc.kill()
         proc.communicate()
