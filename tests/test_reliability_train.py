@@ -1,6 +1,6 @@
 """Training under faults: every numeric option at 0, negative and absurd; names that would escape
 the store; corpora that cannot be trained on; injected NaN losses; two trainers on one run;
-`kill -9` twenty times, half of them inside a checkpoint write; a full disk mid-save.
+`kill -9` ten times, half of them inside a checkpoint write; a full disk mid-save.
 
 Whatever happens: one line on stderr, the documented exit code, and a run that still loads and
 resumes (see docs/reliability.md).
@@ -249,10 +249,11 @@ def _hash(path: Path) -> str:
 
 
 def _kill_series(home: Path, run: str, kills: int, seed: int) -> tuple[int, int]:
-    """Resume `run` and `kill -9` it `kills` times: odd kills at a random moment, even ones the
-    moment a checkpoint temp file appears (inside torch.save or its fsync). After each kill
-    both checkpoints load, the step never goes back and metrics.jsonl parses. Returns the last
-    step and how many kills left a temp file behind (landed mid-write)."""
+    """Resume `run` and `kill -9` it `kills` times: odd kills at a random moment (up to 0.8 s
+    after it resumed), even ones the moment a checkpoint temp file appears (inside torch.save or
+    its fsync). After each kill both checkpoints load, the step never goes back and
+    metrics.jsonl parses. Returns the last step and how many kills left a temp file behind
+    (landed mid-write)."""
     folder = home / "runs" / run
     rng = random.Random(seed)
     step = checkpoint.load(folder / "last.pt")["step"]
@@ -263,7 +264,7 @@ def _kill_series(home: Path, run: str, kills: int, seed: int) -> tuple[int, int]
         try:
             wait_for_line(proc, "resuming")
             if i % 2:
-                time.sleep(rng.uniform(0.0, 0.4))
+                time.sleep(rng.uniform(0.0, 0.8))
             else:
                 deadline = time.monotonic() + 10
                 while not _temps(folder) and time.monotonic() < deadline:
@@ -281,31 +282,32 @@ def _kill_series(home: Path, run: str, kills: int, seed: int) -> tuple[int, int]
     return step, mid_write
 
 
-def test_kill_9_twenty_times_half_inside_checkpoint_writes_always_resumes(
+def test_kill_9_ten_times_half_inside_checkpoint_writes_always_resumes(
     cli, tiny_corpus, charrnn_home
 ):
     from concurrent.futures import ThreadPoolExecutor
 
     # 8 steps an epoch and a save at each epoch end: checkpoint writes are much of the time.
-    # Two runs, ten kills each, side by side: the two cores overlap the trainers' start-ups.
+    # Two runs, five kills each, side by side: the two cores overlap the trainers' start-ups.
     for run in ("k1", "k2"):
         r = cli("train", "--corpus", str(tiny_corpus), *TINY, "--batch-size", "64", "--run", run,
                 "--max-steps", "3")  # fmt: skip
         assert r.code == 0, r.err
     with ThreadPoolExecutor(2) as pool:
-        series = [pool.submit(_kill_series, charrnn_home, run, 10, seed)
+        series = [pool.submit(_kill_series, charrnn_home, run, 5, seed)
                   for seed, run in enumerate(("k1", "k2"))]  # fmt: skip
         results = [f.result() for f in series]
     assert sum(mid for _, mid in results) >= 1, "no kill landed inside a checkpoint write"
     for run, (step, _) in zip(("k1", "k2"), results, strict=True):
         folder = charrnn_home / "runs" / run
-        r = cli("train", "--run", run, "--resume", "--epochs", "100000",
-                "--max-steps", str(step + 3))  # fmt: skip
-        assert r.code == 0, r.err
+        r = cli("train", "--run", run, "--resume", "--max-steps", str(step + 3))
+        assert r.code == 0, r.err  # the limits given on the killed resumes (--epochs) were kept
         assert checkpoint.load(folder / "last.pt")["step"] == step + 3
         assert _temps(folder) == []  # the killed writers' temps were swept
         steps = [row["step"] for row in metrics(charrnn_home, run)]
         assert steps == sorted(steps)
+        r = cli("train", "--run", run, "--resume")
+        assert r.code == 2 and "already reached" in r.err
 
 
 def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(
