@@ -34,25 +34,33 @@ def test_a_corpus_whole_file_encoding_could_not_hold_trains_under_rlimit_as_2gb(
     corpus = tmp_path / "big.txt"
     _write_corpus(corpus, 150 << 20)
 
-    def limited(*args: str) -> subprocess.CompletedProcess:
-        def limit() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
 
+    def start(*args: str) -> subprocess.Popen:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         cmd = [sys.executable, "-m", "charrnn_cli", *args]
-        return subprocess.run(cmd, env=env, preexec_fn=limit, capture_output=True, text=True,
-                              timeout=600)  # fmt: skip
+        return subprocess.Popen(cmd, env=env, preexec_fn=limit, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
 
-    r = limited("train", "--corpus", str(corpus), "--run", "big", *TINY, "--max-steps", "4",
-                "--eval-every", "2", "--eval-chars", "20000", "--quiet")  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    r = limited("train", "--run", "big", "--resume", "--max-steps", "6", "--quiet")
-    assert r.returncode == 0, r.stderr
-    r = limited("sample", "--run", "big", "--len", "50", "--random-seed", "1")
-    assert r.returncode == 0 and len(r.stdout) >= 50, r.stderr
-    r = limited("eval", "--run", "big", "--max-chars", "20000", "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["chars"] > 19_000
+    def limited(*args: str) -> tuple[int, str, str]:
+        proc = start(*args)
+        out, err = proc.communicate(timeout=600)
+        return proc.returncode, out, err
+
+    code, _, err = limited("train", "--corpus", str(corpus), "--run", "big", *TINY,
+                           "--max-steps", "4", "--eval-every", "2", "--eval-chars", "20000",
+                           "--quiet")  # fmt: skip
+    assert code == 0, err
+    code, _, err = limited("train", "--run", "big", "--resume", "--max-steps", "6", "--quiet")
+    assert code == 0, err
+    # sampling and evaluating only read the run: side by side, each under its own limit
+    sampler = start("sample", "--run", "big", "--len", "50", "--random-seed", "1")
+    code, out, err = limited("eval", "--run", "big", "--max-chars", "20000", "--json")
+    assert code == 0, err
+    assert json.loads(out)["chars"] > 19_000
+    out, err = sampler.communicate(timeout=600)
+    assert sampler.returncode == 0 and len(out) >= 50, err
 
 
 def test_a_corpus_changed_while_it_is_encoded_is_refused_in_one_line(
