@@ -7,13 +7,15 @@ import contextlib
 import io
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import TEMPLATE_TEXT, TINY, TINY_TEXT
+from tests.helpers import BACKGROUND_JOBS, TEMPLATE_TEXT, TINY, TINY_TEXT
 
 # The tests' models are tiny: a second thread only adds OpenMP's hand-offs (and its spinning,
 # many times the work on a busy machine). Set before torch is first imported, here and in every
@@ -130,3 +132,61 @@ def run(template: Path, charrnn_home: Path) -> Path:
     folder = charrnn_home / "runs" / "m"
     shutil.copytree(template, folder)
     return folder
+
+
+class Background:
+    """The session's background jobs (tests/helpers.py's BACKGROUND_JOBS), run one after
+    another on one thread: their processes use the core the in-process tests leave idle."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="charrnn-tests-"))
+        drop = ("CHARRNN_MIRROR", "CHARRNN_OFFLINE", "CHARRNN_DEBUG", "CHARRNN_HOME")
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in drop and not k.startswith("CHARRNN_FAULT")}  # fmt: skip
+        self.env.update(NO_COLOR="1", PYTHONUNBUFFERED="1")
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="background")
+        self.futures: dict[str, Future] = {
+            name: self.pool.submit(self._run, name) for name in names
+        }
+
+    def _run(self, name: str):
+        folder = self.root / name
+        folder.mkdir()
+        return BACKGROUND_JOBS[name](folder, dict(self.env))
+
+    def result(self, name: str):
+        """The job's result; a job not started yet runs here and now instead."""
+        future = self.futures.get(name)
+        if future is None or future.cancel():
+            return self._run(name)
+        return future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_background: Background | None = None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the background jobs that the collected tests will read."""
+    global _background
+    if session.config.option.collectonly:
+        return
+    used = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
+    _background = Background([name for name in BACKGROUND_JOBS if name in used])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _background is not None:
+        _background.close()
+
+
+@pytest.fixture(scope="session")
+def background() -> Background:
+    """The session's background jobs: `background.result(NAME)`."""
+    global _background
+    if _background is None:
+        _background = Background([])
+    return _background

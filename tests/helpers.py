@@ -86,17 +86,44 @@ def tiny_model(vocab_size: int = 7, embed_size: int = 5, hidden_size: int = 12, 
     return CharRNN(cfg).eval()
 
 
-def spawn(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    """`python -m charrnn_cli ARGS` in a subprocess with the test's environment."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+def spawn(
+    *args: str, env: dict | None = None, base_env: dict | None = None, shell: str = "", **kw
+) -> subprocess.Popen:
+    """`python -m charrnn_cli ARGS` in a subprocess with the test's environment (or `base_env`,
+    as a background job passes) updated with `env`. `shell`: commands `sh` runs first, such as
+    `trap "" HUP` or `ulimit -v N`, which the process then inherits (a preexec_fn without
+    threads' hazards)."""
+    base = os.environ if base_env is None else base_env
+    full_env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
+    cmd = [sys.executable, "-m", "charrnn_cli", *args]
+    if shell:
+        cmd = ["sh", "-c", f'{shell}; exec "$0" "$@"', *cmd]
     return subprocess.Popen(
-        [sys.executable, "-m", "charrnn_cli", *args],
+        cmd,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         **kw,
     )
+
+
+# Jobs that only start processes and wait for them, run on one background thread from the
+# start of the session (conftest.py's `background`) while the tests go on: name -> job(folder,
+# env). A job never touches os.environ (the tests change it): it passes `env`, a copy taken
+# when the session started, to every process it starts.
+BACKGROUND_JOBS: dict[str, Callable[[Path, dict[str, str]], object]] = {}
+
+
+def background_job(name: str):
+    """Register a background job under `name`, the name of the fixture that reads its result
+    (the job starts only when a collected test uses that fixture)."""
+
+    def register(job):
+        BACKGROUND_JOBS[name] = job
+        return job
+
+    return register
 
 
 def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 60.0) -> list[str]:

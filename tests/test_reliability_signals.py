@@ -1,9 +1,9 @@
 """Every signal that would end training is answered like Ctrl-C: finish the step, save, exit
 128 + the signal's number; a closed terminal (SIGHUP, then writes that fail) included.
 
-The real trainers below (ten processes) are started side by side by one module fixture, so that
-their start-ups, mostly importing torch, share the cores; each test reads how its trainer
-ended and resumes the run it left."""
+The real trainers below (ten processes) are started side by side by one background job (see
+tests/helpers.py) while the session's other tests run; each test reads how its trainer ended and
+resumes the run it left."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pytest
 
 from charrnn_cli import checkpoint, errors
 from charrnn_cli.interrupts import Stopper
-from tests.helpers import TINY, TINY_TEXT, spawn, wait_for_metrics
+from tests.helpers import TINY, TINY_TEXT, background_job, spawn, wait_for_metrics
 
 
 @pytest.mark.parametrize("signum", errors.stop_signals(), ids=errors.signal_name)
@@ -150,39 +150,36 @@ def _interrupted_while_starting(proc, run: Path) -> SimpleNamespace:
     return SimpleNamespace(run_existed=started, code=proc.returncode, err=err)
 
 
-def _ignoring(signum: int):
-    return lambda: signal.signal(signum, signal.SIG_IGN)
-
-
-@pytest.fixture(scope="module")
-def trainers(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def _signal_trainers(folder: Path, base_env: dict[str, str]) -> SimpleNamespace:
     """Every trainer of this module, all started before any is waited for; `ended[NAME]` says
-    how each ended, `home` holds their runs (one each, named as in `ended`)."""
-    base = tmp_path_factory.mktemp("signals")
-    home, corpus = base / "home", base / "tiny.txt"
+    how each ended, `home` holds their runs (one each, named as in `ended`). A background job
+    (tests/helpers.py): it starts processes and waits, never touching os.environ."""
+    home, corpus = folder / "home", folder / "tiny.txt"
     corpus.write_text(TINY_TEXT, encoding="utf-8")
-    env = {"CHARRNN_HOME": str(home), "NO_COLOR": "1"}
+    env = {"CHARRNN_HOME": str(home)}
+    start = partial(spawn, env=env, base_env=base_env)
     train = ["train", "--corpus", str(corpus), *TINY, "--epochs", "100000"]
     runs = home / "runs"
     jobs, procs = {}, []
     # every process is started here, in this thread; the threads below only wait and signal
     for signum in SIGNALS:
         name = errors.signal_name(signum)
-        procs.append(spawn(*train, "--run", name, env=env))
+        procs.append(start(*train, "--run", name))
         jobs[name] = partial(_stop_with, procs[-1], runs / name, signum)
-    procs.append(spawn(*train, "--run", "nohup", env=env, preexec_fn=_ignoring(signal.SIGHUP)))
+    procs.append(start(*train, "--run", "nohup", shell="trap '' HUP"))  # what nohup does
     jobs["nohup"] = partial(_hang_up_then_terminate, procs[-1], runs / "nohup")
-    procs.append(spawn(*train, "--run", "pipe", "--eval-every", "2", env=env))
+    procs.append(start(*train, "--run", "pipe", "--eval-every", "2"))
     jobs["pipe"] = partial(_reader_leaves, procs[-1])
-    procs.append(spawn(*train, "--run", "ignored", env=env, preexec_fn=_ignoring(signal.SIGINT)))
+    procs.append(start(*train, "--run", "ignored", shell="trap '' INT"))  # `&` in a script
     jobs["ignored"] = partial(_interrupted_while_starting, procs[-1], runs / "ignored")
     if sys.platform != "win32":
         import pty
 
+        args = [sys.executable, "-m", "charrnn_cli", *train, "--run", "terminal"]
+        child_env = {**base_env, **env}
         pid, master = pty.fork()
         if pid == 0:  # the child: a session leader whose controlling terminal is the pty
-            args = [sys.executable, "-m", "charrnn_cli", *train, "--run", "terminal"]
-            os.execve(sys.executable, args, {**os.environ, **env})
+            os.execve(sys.executable, args, child_env)
         jobs["terminal"] = partial(_terminal_closes, pid, master, runs / "terminal")
     try:
         with ThreadPoolExecutor(len(jobs)) as pool:
@@ -194,6 +191,15 @@ def trainers(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
                 proc.kill()
                 proc.communicate()
     return SimpleNamespace(home=home, ended=ended)
+
+
+background_job("trainers")(_signal_trainers)
+
+
+@pytest.fixture(scope="module")
+def trainers(background) -> SimpleNamespace:
+    """How each trainer of the module ended (started in the background at the session's start)."""
+    return background.result("trainers")
 
 
 def _resumes(cli, monkeypatch, trainers, run: str) -> None:

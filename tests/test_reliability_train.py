@@ -16,15 +16,26 @@ import os
 import random
 import resource
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from charrnn_cli import checkpoint
-from tests.helpers import TINY, metrics, one_line, runs_left, spawn, wait_for_line
+from tests.helpers import (
+    TINY,
+    TINY_TEXT,
+    background_job,
+    metrics,
+    one_line,
+    runs_left,
+    spawn,
+    wait_for_line,
+)
 
 BAD_NUMBERS = [
     ["--layers", "0"], ["--layers", "-1"], ["--layers", "1000000000"],
@@ -248,7 +259,7 @@ def _hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _kill_series(home: Path, run: str, kills: int, seed: int) -> tuple[int, int]:
+def _kill_series(home: Path, env: dict, run: str, kills: int, seed: int) -> tuple[int, int]:
     """Resume `run` and `kill -9` it `kills` times: odd kills at a random moment (up to 0.8 s
     after it resumed), even ones the moment a checkpoint temp file appears (inside torch.save or
     its fsync). After each kill both checkpoints load, the step never goes back and
@@ -260,7 +271,7 @@ def _kill_series(home: Path, run: str, kills: int, seed: int) -> tuple[int, int]
     mid_write = 0
     for i in range(kills):
         proc = spawn("train", "--run", run, "--resume", "--epochs", "100000",
-                     "--max-steps", "100000000")  # fmt: skip
+                     "--max-steps", "100000000", base_env=env)  # fmt: skip
         try:
             wait_for_line(proc, "resuming")
             if i % 2:
@@ -282,29 +293,40 @@ def _kill_series(home: Path, run: str, kills: int, seed: int) -> tuple[int, int]
     return step, mid_write
 
 
-def test_kill_9_ten_times_half_inside_checkpoint_writes_always_resumes(
-    cli, tiny_corpus, charrnn_home
-):
+@background_job("killed_runs")
+def _killed_runs(folder: Path, base_env: dict[str, str]) -> SimpleNamespace:
+    """Runs k1 and k2 (3 steps; 8 steps an epoch and a save at each epoch end, so checkpoint
+    writes are much of the time), then five kills of each, the two series side by side (the
+    two cores overlap the trainers' start-ups). A background job (tests/helpers.py)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    # 8 steps an epoch and a save at each epoch end: checkpoint writes are much of the time.
-    # Two runs, five kills each, side by side: the two cores overlap the trainers' start-ups.
-    for run in ("k1", "k2"):
-        r = cli("train", "--corpus", str(tiny_corpus), *TINY, "--batch-size", "64", "--run", run,
-                "--max-steps", "3")  # fmt: skip
-        assert r.code == 0, r.err
+    home, corpus = folder / "home", folder / "tiny.txt"
+    corpus.write_text(TINY_TEXT, encoding="utf-8")
+    env = {**base_env, "CHARRNN_HOME": str(home)}
+    both = "import sys\nfrom charrnn_cli.cli import main\nfor run in ('k1', 'k2'):\n"
+    both += "    assert main([*sys.argv[1:], '--run', run]) == 0\n"
+    subprocess.run([sys.executable, "-c", both, "train", "--corpus", str(corpus), *TINY,
+                    "--batch-size", "64", "--max-steps", "3", "--quiet"],
+                   env=env, check=True, capture_output=True, timeout=300)  # fmt: skip
     with ThreadPoolExecutor(2) as pool:
-        series = [pool.submit(_kill_series, charrnn_home, run, 5, seed)
+        series = [pool.submit(_kill_series, home, env, run, 5, seed)
                   for seed, run in enumerate(("k1", "k2"))]  # fmt: skip
-        results = [f.result() for f in series]
-    assert sum(mid for _, mid in results) >= 1, "no kill landed inside a checkpoint write"
-    for run, (step, _) in zip(("k1", "k2"), results, strict=True):
-        folder = charrnn_home / "runs" / run
+        return SimpleNamespace(home=home, results=[f.result() for f in series])
+
+
+def test_kill_9_ten_times_half_inside_checkpoint_writes_always_resumes(
+    cli, background, monkeypatch
+):
+    killed = background.result("killed_runs")
+    monkeypatch.setenv("CHARRNN_HOME", str(killed.home))
+    assert sum(mid for _, mid in killed.results) >= 1, "no kill landed inside a checkpoint write"
+    for run, (step, _) in zip(("k1", "k2"), killed.results, strict=True):
+        folder = killed.home / "runs" / run
         r = cli("train", "--run", run, "--resume", "--max-steps", str(step + 3))
         assert r.code == 0, r.err  # the limits given on the killed resumes (--epochs) were kept
         assert checkpoint.load(folder / "last.pt")["step"] == step + 3
         assert _temps(folder) == []  # the killed writers' temps were swept
-        steps = [row["step"] for row in metrics(charrnn_home, run)]
+        steps = [row["step"] for row in metrics(killed.home, run)]
         assert steps == sorted(steps)
         r = cli("train", "--run", run, "--resume")
         assert r.code == 2 and "already reached" in r.err
