@@ -152,7 +152,7 @@ class Background:
     def _run(self, name: str):
         folder = self.root / name
         folder.mkdir()
-        return BACKGROUND_JOBS[name](folder, dict(self.env))
+        return BACKGROUND_JOBS[name][1](folder, dict(self.env))
 
     def result(self, name: str):
         """The job's result; a job not started yet runs here and now instead."""
@@ -175,7 +175,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
     used = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
-    _background = Background([name for name in BACKGROUND_JOBS if name in used])
+    _background = Background([name for name, (f, _) in BACKGROUND_JOBS.items() if f in used])
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -112,15 +112,15 @@ def spawn(
 # start of the session (conftest.py's `background`) while the tests go on: name -> job(folder,
 # env). A job never touches os.environ (the tests change it): it passes `env`, a copy taken
 # when the session started, to every process it starts.
-BACKGROUND_JOBS: dict[str, Callable[[Path, dict[str, str]], object]] = {}
+BACKGROUND_JOBS: dict[str, tuple[str, Callable[[Path, dict[str, str]], object]]] = {}
 
 
-def background_job(name: str):
-    """Register a background job under `name`, the name of the fixture that reads its result
-    (the job starts only when a collected test uses that fixture)."""
+def background_job(name: str, fixture: str = ""):
+    """Register a background job under `name`; it starts only when a collected test uses the
+    fixture that reads its result (`fixture`, or by default the one named `name`)."""
 
     def register(job):
-        BACKGROUND_JOBS[name] = job
+        BACKGROUND_JOBS[name] = (fixture or name, job)
         return job
 
     return register
@@ -170,15 +170,17 @@ DIST_OPTS = ["--hidden-size", "16", "--embed-size", "8", "--layers", "1", "--seq
 DIST_TOL = 1e-4
 
 
-def dist_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a data-parallel job: no inherited ranks or faults, one thread."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_FAULT")}
+def dist_env(home: Path, base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a data-parallel job: no inherited ranks or faults, one thread;
+    made from `base` (a background job's copy) or else os.environ."""
+    base = os.environ if base is None else base
+    env = {k: v for k, v in base.items() if not k.startswith("CHARRNN_FAULT")}
     for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     env.update(
         CHARRNN_HOME=str(home), OMP_NUM_THREADS="1", NO_COLOR="1", PYTHONUNBUFFERED="1",
         CHARRNN_DIST_TIMEOUT="30",  # a lost rank fails the collective well inside the timeouts
-        PYTHONPATH=os.pathsep.join(filter(None, [PKG_ROOT, os.environ.get("PYTHONPATH")])),
+        PYTHONPATH=os.pathsep.join(filter(None, [PKG_ROOT, base.get("PYTHONPATH")])),
     )  # fmt: skip
     env.update(extra)
     return env

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,7 +31,7 @@ from charrnn_cli.errors import CharrnnError, Interrupted, UsageError
 from tests.helpers import DIST_OPTS as OPTS
 from tests.helpers import DIST_TOL as TOL
 from tests.helpers import TINY_TEXT as TEXT
-from tests.helpers import TORCHRUN, metrics, wait_for_metrics
+from tests.helpers import TORCHRUN, background_job, metrics, wait_for_metrics
 from tests.helpers import dist_env as _env
 from tests.helpers import run_cmd as _run
 from tests.helpers import torchrun as _torchrun
@@ -205,44 +204,54 @@ JOBS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def jobs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """Every multi-process job of this module, two at a time: each has stretches where a core
-    idles (the launcher starting alone, a rendezvous, a timeout). Meanwhile this thread trains
-    the one-process references. `jobs.NAME` is what each job returned, `jobs.base / NAME` its
-    folder (CHARRNN_HOME is `home` inside it).
+def _in_background(name: str, job) -> None:
+    """Run `job(folder, corpus, env)` as background job `ddp-NAME` (tests/helpers.py), with
+    its own copy of the corpus; its result is (folder, what the job returned)."""
 
-    chain/home holds the chain the tests inspect:
+    def run(folder: Path, base_env: dict[str, str]) -> tuple[Path, object]:
+        corpus = folder / "tiny.txt"
+        corpus.write_text(TEXT, encoding="utf-8")
+        return folder, job(folder, corpus, _env(folder / "home", base=base_env))
+
+    background_job(f"ddp-{name}", fixture="jobs")(run)
+
+
+for _name, _job in JOBS.items():
+    _in_background(_name, _job)
+
+
+@pytest.fixture(scope="module")
+def jobs(background) -> SimpleNamespace:
+    """Every multi-process job of this module, run in the background from the session's start
+    (a job not started yet when this module comes runs here, beside the one the background is
+    running). `jobs.NAME` is what each job returned, `jobs.homes[NAME]` its CHARRNN_HOME.
+    Then this process trains the one-process references.
+
+    homes["chain"] holds the chain the tests inspect:
     ddp:  torchrun, 2 ranks x 4 streams, steps 1-20; then `--nproc 2 --resume` to step 40
     solo: a copy of ddp resumed in one process to step 60 (8 streams, the same layout)
     ref:  one process, 8 streams, steps 1-60
-    nan/home/one is one process that skips step 5 as the ranks of nan/home/nan do."""
-    base = tmp_path_factory.mktemp("ddp")
-    corpus = base / "tiny.txt"
-    corpus.write_text(TEXT, encoding="utf-8")
-    envs = {}  # built here, before this thread sets CHARRNN_HOME for its own trainings
+    homes["nan"]'s `one` is one process that skips step 5 as the ranks of its `nan` did."""
+    done, homes = {}, {}
     for name in JOBS:
-        (base / name).mkdir()
-        envs[name] = _env(base / name / "home")
-    with ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(job, base / name, corpus, envs[name])
-                   for name, job in JOBS.items()}  # fmt: skip
-        chain_home, nan_home = base / "chain" / "home", base / "nan" / "home"
-        assert _main(chain_home, "train", "--corpus", str(corpus), "--run", "ref", *OPTS,
-                     "--batch-size", "8", "--max-steps", "60", "--quiet") == 0  # fmt: skip
-        assert _main(nan_home, "train", "--corpus", str(corpus), "--run", "one", *OPTS,
-                     "--batch-size", "8", "--max-steps", "20", "--quiet",
-                     CHARRNN_FAULT_NAN_STEPS="5") == 0  # fmt: skip
-        done = {name: future.result() for name, future in futures.items()}
+        folder, done[name] = background.result(f"ddp-{name}")
+        homes[name] = folder / "home"
+    corpus = homes["chain"].parent / "tiny.txt"
+    chain_home, nan_home = homes["chain"], homes["nan"]
+    assert _main(chain_home, "train", "--corpus", str(corpus), "--run", "ref", *OPTS,
+                 "--batch-size", "8", "--max-steps", "60", "--quiet") == 0  # fmt: skip
+    assert _main(nan_home, "train", "--corpus", str(nan_home.parent / "tiny.txt"), "--run",
+                 "one", *OPTS, "--batch-size", "8", "--max-steps", "20", "--quiet",
+                 CHARRNN_FAULT_NAN_STEPS="5") == 0  # fmt: skip
     shutil.copytree(chain_home / "runs" / "ddp", chain_home / "runs" / "solo")
     assert _main(chain_home, "train", "--run", "solo", "--resume", "--max-steps", "60",
                  "--quiet") == 0  # fmt: skip
-    return SimpleNamespace(base=base, **done)
+    return SimpleNamespace(homes=homes, **done)
 
 
 @pytest.fixture
 def chain(jobs) -> SimpleNamespace:
-    return SimpleNamespace(home=jobs.base / "chain" / "home", **vars(jobs.chain))
+    return SimpleNamespace(home=jobs.homes["chain"], **vars(jobs.chain))
 
 
 def test_two_ranks_match_one_process_through_both_resumes(chain):
@@ -300,7 +309,7 @@ def test_nproc_launches_the_same_engine(chain):
 
 
 def test_a_bad_step_on_one_rank_is_skipped_on_both_and_weights_stay_identical(jobs):
-    p, out, home = jobs.nan.proc, jobs.nan.out, jobs.base / "nan" / "home"
+    p, out, home = jobs.nan.proc, jobs.nan.out, jobs.homes["nan"]
     assert p.returncode == 0, p.stderr[-3000:]
     assert "step 5: loss not finite, step skipped" in p.stderr
     w0, w1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
@@ -341,7 +350,7 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(jobs):
     every rank). Meanwhile a save every ~0.1 s: the ranks agree on when, or they would deadlock
     in mismatched collectives."""
     code, err, _ = jobs.int
-    home = jobs.base / "int" / "home"
+    home = jobs.homes["int"]
     assert code == 130, err[-3000:]
     assert "rank 1 got SIGINT: the ranks stopped after the same step" in err
     saved = _checkpoint(home, "int")
@@ -356,7 +365,7 @@ def test_joining_the_group_times_out_with_a_clear_message(jobs):
     assert p.returncode == 1
     assert "rank 0 of 2 could not join the process group (gloo) within 1 s" in p.stderr
     assert seconds < 30
-    assert not (jobs.base / "alone" / "home" / "runs").exists()
+    assert not (jobs.homes["alone"] / "runs").exists()
 
 
 # ------------------------------------------------------------------ in-process, no ranks
