@@ -233,7 +233,8 @@ def jobs(background) -> SimpleNamespace:
     ref:  one process, 8 streams, steps 1-60
     homes["nan"]'s `one` is one process that skips step 5 as the ranks of its `nan` did."""
     done, homes = {}, {}
-    for name in JOBS:
+    # last queued first: those the background has not reached run here, beside it
+    for name in reversed(list(JOBS)):
         folder, done[name] = background.result(f"ddp-{name}")
         homes[name] = folder / "home"
     corpus = homes["chain"].parent / "tiny.txt"
