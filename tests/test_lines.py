@@ -9,21 +9,18 @@ import hashlib
 import pytest
 import torch
 
-from charrnn_cli.config import ModelConfig
 from charrnn_cli.errors import CharrnnError
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling.lines import LineRules, Tally, make_rules, sample_lines, scan_corpus
 from charrnn_cli.sampling.strategy import Strategy, stream_rngs
 from charrnn_cli.sampling.streams import make_streams, prime
-from tests.helpers import TINY
+from tests.helpers import TINY, tiny_model
 
 VOCAB = "\nabcdef"  # an untrained model ends a line about one character in seven
 
 
 def _model(cell: str = "lstm") -> CharRNN:
-    torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, vocab_size=len(VOCAB), embed_size=4, hidden_size=10, layers=2)
-    return CharRNN(cfg).eval()
+    return tiny_model(len(VOCAB), 4, 10, cell=cell)
 
 
 def _lines(m, rules, parallel=4, seed="", random_seed=3, engine="auto", strategy=None):
