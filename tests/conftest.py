@@ -135,8 +135,9 @@ def run(template: Path, charrnn_home: Path) -> Path:
 
 
 class Background:
-    """The session's background jobs (tests/helpers.py's BACKGROUND_JOBS), run one after
-    another on one thread: their processes use the core the in-process tests leave idle."""
+    """The session's background jobs (tests/helpers.py's BACKGROUND_JOBS), two at a time in
+    the order registered: their processes fill the cores that the in-process tests, a launcher
+    starting alone or a single encoding process leave idle."""
 
     def __init__(self, names: list[str]) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="charrnn-tests-"))
@@ -144,7 +145,7 @@ class Background:
         self.env = {k: v for k, v in os.environ.items()
                     if k not in drop and not k.startswith("CHARRNN_FAULT")}  # fmt: skip
         self.env.update(NO_COLOR="1", PYTHONUNBUFFERED="1")
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="background")
+        self.pool = ThreadPoolExecutor(2, thread_name_prefix="background")
         self.futures: dict[str, Future] = {
             name: self.pool.submit(self._run, name) for name in names
         }

@@ -108,7 +108,7 @@ def spawn(
     )
 
 
-# Jobs that only start processes and wait for them, run on one background thread from the
+# Jobs that only start processes and wait for them, run on two background threads from the
 # start of the session (conftest.py's `background`) while the tests go on: name -> job(folder,
 # env). A job never touches os.environ (the tests change it): it passes `env`, a copy taken
 # when the session started, to every process it starts.
