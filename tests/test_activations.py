@@ -7,17 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
 from charrnn_cli.viz.activations import fresh_state, split_layers, trace
+from tests.helpers import tiny_model
 
 
 def _model(cell: str, layers: int = 2) -> CharRNN:
-    torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, vocab_size=11, embed_size=8, hidden_size=16, layers=layers)
-    model = CharRNN(cfg)
-    model.eval()
-    return model
+    return tiny_model(11, 8, 16, cell=cell, layers=layers)
 
 
 def _streams(rows: int = 3, n: int = 40) -> np.ndarray:

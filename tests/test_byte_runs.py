@@ -9,19 +9,22 @@ import json
 import pytest
 
 from charrnn_cli import checkpoint, store
-from tests.helpers import TINY
+from tests.helpers import TINY, TINY_TEXT
 
 MIXED = "naïve café, 言語の処理, Ελληνικά — “quoted”\n"
 
 
 @pytest.fixture
-def byte_run(cli, tmp_path, tiny_text):
-    path = tmp_path / "mixed.txt"
-    path.write_text((tiny_text + MIXED) * 3, encoding="utf-8")
-    r = cli("train", "--corpus", str(path), "--run", "b", "--vocab", "bytes", *TINY,
-            "--max-steps", "60", "--eval-every", "30")  # fmt: skip
-    assert r.code == 0, r.err
-    return "b"
+def byte_run(trained_run):
+    """A bytes run `b` trained once for the session on text with multi-byte characters."""
+    return trained_run("b", "--vocab", "bytes", *TINY, "--max-steps", "60", "--eval-every", "30",
+                       text=(TINY_TEXT + MIXED) * 3)  # fmt: skip
+
+
+@pytest.fixture
+def half_held_out(trained_run):
+    """A character run `c` whose held-out tail is half the text (session-wide, copied)."""
+    return trained_run("c", *TINY, "--max-steps", "10", "--val-fraction", "0.5")
 
 
 def test_a_byte_run_reads_256_ids_and_its_checkpoint_says_so(byte_run, charrnn_home):
@@ -82,10 +85,7 @@ def test_a_byte_run_resumes_as_one_and_refuses_to_become_a_character_run(cli, by
     assert r.code == 2 and "--vocab chars differs from the run's stored bytes" in r.err
 
 
-def test_eval_max_chars_scores_the_start_of_the_tail(cli, tiny_corpus):
-    r = cli("train", "--corpus", str(tiny_corpus), "--run", "c", *TINY, "--max-steps", "10",
-            "--val-fraction", "0.5")  # fmt: skip
-    assert r.code == 0, r.err
+def test_eval_max_chars_scores_the_start_of_the_tail(cli, tiny_corpus, half_held_out):
     whole = json.loads(cli("eval", "--run", "c", "--json").out)
     part = json.loads(cli("eval", "--run", "c", "--json", "--max-chars", "1600").out)
     assert part["chars"] == 1600 - 16 < whole["chars"]  # 16 streams, each's first one unscored
@@ -95,13 +95,13 @@ def test_eval_max_chars_scores_the_start_of_the_tail(cli, tiny_corpus):
     assert json.loads(file_part.out)["chars"] <= 500
 
 
-def test_eval_max_chars_of_a_text_scores_only_its_first_characters(cli, tiny_corpus, monkeypatch):
+def test_eval_max_chars_of_a_text_scores_only_its_first_characters(
+    cli, tiny_corpus, monkeypatch, half_held_out
+):
     """Read in blocks, a text cut at --max-chars is scored from its first N characters alone,
     as if the rest were not there: never a piece of a later block."""
     from charrnn_cli.commands import evaluate as evaluate_cmd
 
-    r = cli("train", "--corpus", str(tiny_corpus), "--run", "c", *TINY, "--max-steps", "5")
-    assert r.code == 0, r.err
     head = tiny_corpus.parent / "head.txt"
     head.write_text(tiny_corpus.read_text(encoding="utf-8")[:700], encoding="utf-8")
     monkeypatch.setattr(evaluate_cmd, "BLOCK_CHARS", 300)  # the cut falls in the third block

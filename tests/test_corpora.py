@@ -4,10 +4,8 @@ list_corpora()."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,20 +14,12 @@ import pytest
 
 from charrnn_cli import corpora, paths, store
 from charrnn_cli.errors import CharrnnError, CorruptFileError, NetworkError, UsageError
+from tests.helpers import cache_files, stdin_bytes
 
 pytest_plugins = ["httpserver"]
 pytestmark = pytest.mark.usefixtures("fast_network")
 
 TS_SHA = corpora.REGISTRY["tinyshakespeare"].sha256
-
-
-def stdin_bytes(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
-
-
-def cache_files() -> list[str]:
-    folder = paths.cache_dir()
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
 @pytest.mark.parametrize("name", ["tiny", "a", "x.y_z-1", "Tiny2", "stdin-0123456789ab"])

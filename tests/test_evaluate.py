@@ -13,11 +13,9 @@ from tests.helpers import TINY, val_losses
 
 
 @pytest.fixture
-def run(cli, tiny_corpus):
-    r = cli("train", "--corpus", str(tiny_corpus), "--run", "e", *TINY, "--max-steps", "80",
-            "--eval-every", "20")  # fmt: skip
-    assert r.code == 0, r.err
-    return "e"
+def run(trained_run):
+    """A run `e` trained once for the session (80 steps), copied into the test's store."""
+    return trained_run("e", *TINY, "--max-steps", "80", "--eval-every", "20")
 
 
 def test_eval_json_agrees_with_the_best_held_out_loss(cli, run, charrnn_home):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from charrnn_cli import corpora, paths
+from tests.helpers import cache_files, one_error_line, stdin_bytes
 
 pytest_plugins = ["httpserver"]
 pytestmark = pytest.mark.usefixtures("fast_network")
@@ -21,24 +21,8 @@ TEXT = ("It was the best of times, it was the worst of times. ☃\n" * 3000).enc
 SHA = hashlib.sha256(TEXT).hexdigest()
 
 
-def cache_files() -> list[str]:
-    """The files in the cache, the stored texts (blobs/) included, by relative path."""
-    folder = paths.cache_dir()
-    found = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
-    return sorted(str(p.relative_to(folder)) for p in found)
-
-
 def no_data_left() -> bool:
     return not any(n.endswith((".txt", ".json", ".tmp")) for n in cache_files())
-
-
-def one_error_line(err: str) -> str:
-    """The error line, checked to be the only one and the last (a "fetching" line may precede)."""
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert [line.startswith("error: ") for line in lines].count(True) == 1, err
-    assert lines[-1].startswith("error: ") and len(lines) <= 2, err
-    return lines[-1]
 
 
 def test_mirror_fetch_prints_the_path_and_print_path_reuses_it(cli, http_server, tinyshakespeare):
@@ -164,10 +148,6 @@ def test_from_a_path(cli, tiny_corpus):
     assert r.code == 0 and "cats: imported" in r.err and corpora.read_meta("cats")["sha256"] == sha
     r = cli("fetch", "--from", str(tiny_corpus.with_name("absent.txt")))
     assert r.code == 2 and "no such file" in one_error_line(r.err)
-
-
-def stdin_bytes(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
 
 
 def test_from_stdin(cli, monkeypatch):

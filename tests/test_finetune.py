@@ -15,7 +15,7 @@ from charrnn_cli import checkpoint, config, console, finetune, jobs, store
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError
 from charrnn_cli.train import Trainer
-from tests.helpers import TINY, val_losses
+from tests.helpers import DIST_OPTS, DIST_TOL, TINY, dist_env, run_cmd, torchrun, val_losses
 
 # the tiny text's characters are lowercase letters, ' ', '.' and '\n'; this one adds others
 NEW_TEXT = "The Cat sat on 42 mats; [really]!\nA dog ran to the log.\n" * 150
@@ -260,18 +260,17 @@ def test_data_parallel_ranks_start_from_the_parents_weights(cli, parent, new_cor
 
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("needs torch.distributed with gloo")
-    from tests.test_distributed import OPTS, TOL, _env, _run, _torchrun
 
-    common = ["--init-from", "parent", "--corpus", str(new_corpus), *OPTS, "--max-steps", "20",
+    common = ["--init-from", "parent", "--corpus", str(new_corpus), *DIST_OPTS, "--max-steps", "20",
               "--quiet"]  # fmt: skip
-    cmd = _torchrun(charrnn_home / "logs", "charrnn_cli", "train", "--run", "two", *common,
+    cmd = torchrun(charrnn_home / "logs", "charrnn_cli", "train", "--run", "two", *common,
                     "--batch-size", "4")  # fmt: skip
-    p = _run(cmd, _env(charrnn_home), charrnn_home.parent, timeout=240)
+    p = run_cmd(cmd, dist_env(charrnn_home), charrnn_home.parent, timeout=240)
     assert p.returncode == 0, p.stderr[-3000:]
     r = cli("train", "--run", "one", *common, "--batch-size", "8")
     assert r.code == 0, r.err
     one, two = val_losses(charrnn_home, "one"), val_losses(charrnn_home, "two")
     assert sorted(one) == sorted(two) == [10, 20]
     for step in one:
-        assert two[step] == pytest.approx(one[step], abs=TOL), step
+        assert two[step] == pytest.approx(one[step], abs=DIST_TOL), step
     assert store.read_config("two")["parent"] == store.read_config("one")["parent"]

@@ -9,21 +9,18 @@ import hashlib
 import pytest
 import torch
 
-from charrnn_cli.config import ModelConfig
 from charrnn_cli.errors import CharrnnError
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling.lines import LineRules, Tally, make_rules, sample_lines, scan_corpus
 from charrnn_cli.sampling.strategy import Strategy, stream_rngs
 from charrnn_cli.sampling.streams import make_streams, prime
-from tests.helpers import TINY
+from tests.helpers import TINY, tiny_model
 
 VOCAB = "\nabcdef"  # an untrained model ends a line about one character in seven
 
 
 def _model(cell: str = "lstm") -> CharRNN:
-    torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, vocab_size=len(VOCAB), embed_size=4, hidden_size=10, layers=2)
-    return CharRNN(cfg).eval()
+    return tiny_model(len(VOCAB), 4, 10, cell=cell)
 
 
 def _lines(m, rules, parallel=4, seed="", random_seed=3, engine="auto", strategy=None):
@@ -128,14 +125,13 @@ def test_rules_read_the_corpus_for_novel_and_the_default_cap(tmp_path):
 
 
 @pytest.fixture
-def listed(cli, tiny_corpus):
+def listed(trained_run, tiny_text):
     steps = ["--max-steps", "120", "--lr", "0.02"]
     # the lines logic is under test, not the start state: a zero-start model whose lines at
     # this seed are known (all longer than 5 characters: the give-up test relies on it)
     steps += ["--start-state", "zero", "--restart-prob", "0"]
-    r = cli("train", "--corpus", str(tiny_corpus), "--run", "m", *TINY, *steps)
-    assert r.code == 0, r.err
-    return set(tiny_corpus.read_text(encoding="utf-8").split("\n"))
+    trained_run("m", *TINY, *steps)
+    return set(tiny_text.split("\n"))
 
 
 def test_lines_command_and_giving_up(cli, listed):

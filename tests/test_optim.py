@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from charrnn_cli import config
-from charrnn_cli.config import ModelConfig, TrainConfig
+from charrnn_cli.config import TrainConfig
 from charrnn_cli.model import CharRNN
 from charrnn_cli.optim import decayed, lr_at, make_optimizer
+from tests.helpers import tiny_model
 
 
 def test_the_warm_up_climbs_linearly_to_the_peak():
@@ -42,7 +43,7 @@ def test_the_budget_clock_ends_the_cosine_when_it_is_further_along():
 
 
 def _model(**kw) -> CharRNN:
-    return CharRNN(ModelConfig(vocab_size=7, embed_size=16, hidden_size=16, layers=2, **kw))
+    return tiny_model(7, 16, 16, seed=None, **kw)
 
 
 def test_adamw_decays_the_recurrent_and_output_matrices_only():

@@ -17,41 +17,13 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from charrnn_cli import checkpoint, errors
-from tests.helpers import TINY
+from tests.helpers import one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reliability.md"
-TEXT = "\n".join(["the cat sat on the mat.", "a dog ran to the log."] * 150) + "\n"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny trained run for the whole module; each test gets a copy."""
-    from charrnn_cli import console
-    from charrnn_cli.cli import main
-
-    root = tmp_path_factory.mktemp("template")
-    corpus = root / "tiny.txt"
-    corpus.write_text(TEXT, encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHARRNN_HOME", str(root / "home"))
-        console.reset()
-        code = main(["train", "--corpus", str(corpus), "--run", "m", *TINY, "--max-steps", "6",
-                     "--quiet"])  # fmt: skip
-        console.reset()
-    assert code == 0
-    return root / "home" / "runs" / "m"
-
-
-@pytest.fixture
-def run(template: Path, charrnn_home: Path) -> Path:
-    folder = charrnn_home / "runs" / "m"
-    shutil.copytree(template, folder)
-    return folder
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
@@ -62,13 +34,6 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
         for p in sorted(folder.iterdir())
         if p.name != ".lock"
     }
-
-
-def one_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def refused(cli, folder: Path, code: int, words: str, *args: str) -> None:

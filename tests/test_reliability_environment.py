@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from charrnn_cli import paths
-from tests.helpers import spawn
-from tests.test_reliability_checkpoints import one_line, run, template  # noqa: F401
-from tests.test_reliability_fetch import without_root_override
+from tests.helpers import one_line, spawn, without_root_override
 
 EVERY_COMMAND = [
     ("fetch", "pysrc", "--max-bytes", "1000"),
@@ -108,7 +106,7 @@ FULL = Path("/dev/full")
      ("runs", "path", "m"), ("info",)],
     ids=["runs", "fetch-list", "sample", "runs-path", "info"],
 )  # fmt: skip
-def test_a_full_stdout_is_named_and_charrnn_home_is_not_blamed(run, charrnn_home, args):  # noqa: F811
+def test_a_full_stdout_is_named_and_charrnn_home_is_not_blamed(run, charrnn_home, args):
     with open(FULL, "w") as full:
         proc = subprocess.run(
             [sys.executable, "-m", "charrnn_cli", *args],
@@ -136,7 +134,7 @@ def test_the_hint_names_charrnn_home_only_for_charrnn_s_own_files(charrnn_home, 
     assert "CHARRNN_HOME" not in str(paths.write_error(theirs, full))
 
 
-def test_bytes_that_are_not_utf8_are_shown_as_bytes_in_messages(cli, run):  # noqa: F811
+def test_bytes_that_are_not_utf8_are_shown_as_bytes_in_messages(cli, run):
     weird = os.fsdecode(b"caf\xe9")  # what Python makes of such bytes in argv
     for args in (("eval", "--run", weird), ("runs", "show", weird), ("fetch", weird)):
         r = cli(*args)
@@ -144,7 +142,7 @@ def test_bytes_that_are_not_utf8_are_shown_as_bytes_in_messages(cli, run):  # no
         assert "udc" not in r.err
 
 
-def test_a_user_s_unreadable_file_is_not_blamed_on_charrnn_home(tmp_path, run):  # noqa: F811
+def test_a_user_s_unreadable_file_is_not_blamed_on_charrnn_home(tmp_path, run):
     secret = tmp_path / "secret.txt"
     secret.write_text("the cat\n")
     secret.chmod(0o000)

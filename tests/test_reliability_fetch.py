@@ -8,7 +8,6 @@ second. See docs/reliability.md for the whole matrix.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import resource
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from charrnn_cli import corpora, download, paths
-from tests.helpers import spawn
+from tests.helpers import cache_files, one_error_line, spawn, without_root_override
 
 pytest_plugins = ["httpserver"]
 
@@ -30,25 +29,9 @@ TEXT = ("It was the best of times, it was the worst of times. ☃\n" * 12000).en
 SHA = hashlib.sha256(TEXT).hexdigest()
 
 
-def cache_files() -> list[str]:
-    """The files in the cache, the stored texts (blobs/) included, by relative path."""
-    folder = paths.cache_dir()
-    found = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
-    return sorted(str(p.relative_to(folder)) for p in found)
-
-
 def data_files() -> list[str]:
     """What a fetch leaves in the cache besides its lock files."""
     return [n for n in cache_files() if not n.endswith(".lock")]
-
-
-def one_error_line(err: str) -> str:
-    """The error line, checked to be the only one (a "fetching" line may precede it)."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert [line.startswith("error: ") for line in lines].count(True) == 1, err
-    assert lines[-1].startswith("error: ") and len(lines) <= 2, err
-    return lines[-1]
 
 
 def fsize_limit(limit: int):
@@ -60,17 +43,6 @@ def fsize_limit(limit: int):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return apply
-
-
-def without_root_override() -> None:
-    """preexec_fn: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set, so that
-    even root is refused by a folder's permissions after exec (no-op for other users)."""
-    if os.geteuid() != 0:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
 def fetch_proc(*args: str, timeout: float = 60, **kw) -> tuple[int, str, str]:

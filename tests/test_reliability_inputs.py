@@ -5,7 +5,6 @@ of `charrnn sample` is the sampler's, tested with it.)"""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -16,13 +15,10 @@ from pathlib import Path
 import pytest
 
 from charrnn_cli import corpora
-from tests.test_reliability_checkpoints import TEXT, one_line, run, template  # noqa: F401
+from tests.helpers import TEMPLATE_TEXT as TEXT
+from tests.helpers import one_line, stdin_bytes
 
 LINE = "the cat sat on the mat. a dog ran to the log.\n"
-
-
-def stdin_bytes(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
 
 
 @pytest.mark.parametrize(
@@ -43,7 +39,7 @@ def test_fetch_from_stdin_takes_any_size(cli, monkeypatch, data):
 @pytest.mark.parametrize(
     "text", ["", "t", "th", "the cat", TEXT, TEXT * 2], ids=["0", "1", "2", "7", "corpus", "2x"]
 )
-def test_eval_takes_any_size(cli, run, monkeypatch, text):  # noqa: F811
+def test_eval_takes_any_size(cli, run, monkeypatch, text):
     stdin_bytes(monkeypatch, text.encode())
     r = cli("eval", "--run", "m", "--corpus", "-", "--json")
     if len(text) < 2:
@@ -55,7 +51,7 @@ def test_eval_takes_any_size(cli, run, monkeypatch, text):  # noqa: F811
     assert len(text) - 32 <= result["chars"] < len(text) and result["skipped"] == 0
 
 
-def test_eval_never_holds_the_whole_text(cli, run, monkeypatch):  # noqa: F811
+def test_eval_never_holds_the_whole_text(cli, run, monkeypatch):
     """The text is scored in blocks of BLOCK_CHARS characters, whatever its size, so memory is
     bounded by the block (4,000,000 characters), not the input: here blocks of 1,000."""
     from charrnn_cli import encode
@@ -75,7 +71,7 @@ def test_eval_never_holds_the_whole_text(cli, run, monkeypatch):  # noqa: F811
     assert json.loads(r.out)["chars"] > len(TEXT) * 3 * 0.9
 
 
-def test_eval_reads_a_pipe_named_as_a_file(cli, run, tmp_path):  # noqa: F811
+def test_eval_reads_a_pipe_named_as_a_file(cli, run, tmp_path):
     """`charrnn eval --corpus <(zcat text.gz)`: the shell passes /dev/fd/N, a pipe."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

@@ -5,14 +5,12 @@ docs/reliability.md, T30 and T31)."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import resource
 import subprocess
-import sys
+from pathlib import Path
 
 from charrnn_cli import utf8scan
-from tests.helpers import TINY
+from tests.helpers import TINY, background_job, spawn
 
 LIMIT = 2 << 30  # RLIMIT_AS: torch alone maps ~0.6 GB of it
 
@@ -27,32 +25,41 @@ def _write_corpus(path, size: int) -> None:
             fh.write(f"\n# copy {copy}\n".encode() + block)
 
 
-def test_a_corpus_whole_file_encoding_could_not_hold_trains_under_rlimit_as_2gb(tmp_path):
+@background_job("big_run")
+def _big_run(folder: Path, base_env: dict[str, str]) -> dict[str, tuple[int, str, str]]:
+    """Train, resume, then sample and evaluate side by side (they only read the run), each
+    process under RLIMIT_AS 2 GB; (exit code, stdout, stderr) of each. A background job."""
+    corpus = folder / "big.txt"
+    _write_corpus(corpus, 150 << 20)
+    env = {"CHARRNN_HOME": str(folder / "home"), "OMP_NUM_THREADS": "1"}
+
+    def start(*args: str) -> subprocess.Popen:
+        return spawn(*args, env=env, base_env=base_env, shell=f"ulimit -v {LIMIT >> 10}")
+
+    def ended(proc: subprocess.Popen) -> tuple[int, str, str]:
+        out, err = proc.communicate(timeout=600)
+        return proc.returncode, out, err
+
+    done = {"train": ended(start("train", "--corpus", str(corpus), "--run", "big", *TINY,
+                                 "--max-steps", "4", "--eval-every", "2",
+                                 "--eval-chars", "20000", "--quiet"))}  # fmt: skip
+    done["resume"] = ended(start("train", "--run", "big", "--resume", "--max-steps", "6",
+                                 "--quiet"))  # fmt: skip
+    sampler = start("sample", "--run", "big", "--len", "50", "--random-seed", "1")
+    done["eval"] = ended(start("eval", "--run", "big", "--max-chars", "20000", "--json"))
+    done["sample"] = ended(sampler)
+    return done
+
+
+def test_a_corpus_whole_file_encoding_could_not_hold_trains_under_rlimit_as_2gb(background):
     """150 MB: reading it whole, its ids and their int64 streams took ~10 bytes a byte (over
     the limit with torch's 0.6 GB); mapped from the encoding cache it trains, resumes,
-    samples and evaluates within the limit."""
-    corpus = tmp_path / "big.txt"
-    _write_corpus(corpus, 150 << 20)
-
-    def limited(*args: str) -> subprocess.CompletedProcess:
-        def limit() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-m", "charrnn_cli", *args]
-        return subprocess.run(cmd, env=env, preexec_fn=limit, capture_output=True, text=True,
-                              timeout=600)  # fmt: skip
-
-    r = limited("train", "--corpus", str(corpus), "--run", "big", *TINY, "--max-steps", "4",
-                "--eval-every", "2", "--eval-chars", "20000", "--quiet")  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    r = limited("train", "--run", "big", "--resume", "--max-steps", "6", "--quiet")
-    assert r.returncode == 0, r.stderr
-    r = limited("sample", "--run", "big", "--len", "50", "--random-seed", "1")
-    assert r.returncode == 0 and len(r.stdout) >= 50, r.stderr
-    r = limited("eval", "--run", "big", "--max-chars", "20000", "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["chars"] > 19_000
+    samples and evaluates within the limit. (Run in the background from the session's start.)"""
+    done = background.result("big_run")
+    for step in ("train", "resume", "eval", "sample"):
+        assert done[step][0] == 0, (step, done[step][2])
+    assert json.loads(done["eval"][1])["chars"] > 19_000
+    assert len(done["sample"][1]) >= 50
 
 
 def test_a_corpus_changed_while_it_is_encoded_is_refused_in_one_line(

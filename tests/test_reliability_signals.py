@@ -1,5 +1,9 @@
 """Every signal that would end training is answered like Ctrl-C: finish the step, save, exit
-128 + the signal's number; a closed terminal (SIGHUP, then writes that fail) included."""
+128 + the signal's number; a closed terminal (SIGHUP, then writes that fail) included.
+
+The real trainers below (ten processes) are started side by side by one background job (see
+tests/helpers.py) while the session's other tests run; each test reads how its trainer ended and
+resumes the run it left."""
 
 from __future__ import annotations
 
@@ -8,13 +12,16 @@ import select
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from charrnn_cli import checkpoint, errors
 from charrnn_cli.interrupts import Stopper
-from tests.helpers import TINY, spawn
+from tests.helpers import TINY, TINY_TEXT, background_job, spawn, wait_for_metrics
 
 
 @pytest.mark.parametrize("signum", errors.stop_signals(), ids=errors.signal_name)
@@ -62,50 +69,43 @@ def test_a_signal_ignored_when_training_starts_stays_ignored():
         signal.signal(signal.SIGHUP, old)
 
 
-def _wait_for_metrics(run: Path, proc_alive, timeout: float = 60.0, drain=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if drain is not None:
-            drain()
-        if (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").stat().st_size:
-            return
-        assert proc_alive(), "the trainer exited early"
-        time.sleep(0.05)
-    raise AssertionError("no progress from the trainer")
+# Ctrl-C and SIGTERM first: their exit codes are documented (130, 143)
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+           signal.SIGALRM]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "signum",
-    [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGALRM],
-    ids=errors.signal_name,
-)
-def test_a_signal_during_training_saves_and_exits_128_plus_its_number(
-    tiny_corpus, charrnn_home, cli, signum
-):
-    proc = spawn("train", "--corpus", str(tiny_corpus), "--run", "s", *TINY, "--epochs", "100000")
-    run = charrnn_home / "runs" / "s"
-    _wait_for_metrics(run, lambda: proc.poll() is None)
+def _alive(proc) -> bool:
+    return proc.poll() is None
+
+
+def _stop_with(proc, run: Path, signum: int) -> SimpleNamespace:
+    """Once the trainer has logged a step, send it `signum`; how it ended."""
+    wait_for_metrics(run / "metrics.jsonl", partial(_alive, proc), timeout=120)
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signum, err
-    assert "Traceback" not in err and "--resume" in err and errors.signal_name(signum) in err
-    saved = checkpoint.load(run / "last.pt")
-    assert not (run / ".lock").read_text().strip()  # the lock is released, not left behind
-    r = cli("train", "--run", "s", "--resume", "--max-steps", str(saved["step"] + 5))
-    assert r.code == 0, r.err
+    _, err = proc.communicate(timeout=120)
+    return SimpleNamespace(code=proc.returncode, err=err)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_a_closed_terminal_saves_the_run_and_exits_129(tiny_corpus, charrnn_home, cli):
-    """The trainer's controlling terminal goes away (an SSH session dropped): the kernel sends
-    SIGHUP and every later write to the terminal fails; the run is still saved."""
-    import pty
+def _hang_up_then_terminate(proc, run: Path) -> SimpleNamespace:
+    """SIGHUP (ignored, as nohup asked), a second later whether it still trains, then SIGTERM."""
+    wait_for_metrics(run / "metrics.jsonl", partial(_alive, proc), timeout=120)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    alive = _alive(proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    return SimpleNamespace(alive_after_hup=alive, code=proc.returncode, err=err)
 
-    run = charrnn_home / "runs" / "t"
-    args = ["train", "--corpus", str(tiny_corpus), "--run", "t", *TINY, "--epochs", "100000"]
-    pid, master = pty.fork()
-    if pid == 0:  # the child: a session leader whose controlling terminal is the pty
-        os.execve(sys.executable, [sys.executable, "-m", "charrnn_cli", *args], dict(os.environ))
+
+def _reader_leaves(proc) -> SimpleNamespace:
+    first = proc.stderr.readline()
+    proc.stderr.close()  # the reader leaves
+    proc.wait(timeout=120)
+    return SimpleNamespace(first=first, code=proc.returncode)
+
+
+def _terminal_closes(pid: int, master: int, run: Path) -> SimpleNamespace:
+    """The pty's master is closed once the trainer has logged a step: its exit status."""
 
     def drain() -> None:  # the live progress bar fills the pty unless it is read
         while select.select([master], [], [], 0)[0]:
@@ -118,48 +118,16 @@ def test_a_closed_terminal_saves_the_run_and_exits_129(tiny_corpus, charrnn_home
     def alive() -> bool:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
 
-    _wait_for_metrics(run, alive, drain=drain)
+    wait_for_metrics(run / "metrics.jsonl", alive, timeout=120, drain=drain)
     time.sleep(0.5)
     os.close(master)  # the terminal hangs up
     deadline = time.monotonic() + 60
     while (status := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert os.waitstatus_to_exitcode(status[1]) == 129
-    saved = checkpoint.load(run / "last.pt")
-    r = cli("train", "--run", "t", "--resume", "--max-steps", str(saved["step"] + 5))
-    assert r.code == 0, r.err
+    return SimpleNamespace(code=os.waitstatus_to_exitcode(status[1]))
 
 
-def test_nohup_keeps_training_through_a_hang_up(tiny_corpus, charrnn_home):
-    proc = spawn(
-        "train", "--corpus", str(tiny_corpus), "--run", "n", *TINY, "--epochs", "100000",
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
-    )  # fmt: skip
-    run = charrnn_home / "runs" / "n"
-    _wait_for_metrics(run, lambda: proc.poll() is None)
-    proc.send_signal(signal.SIGHUP)
-    time.sleep(1.0)
-    assert proc.poll() is None  # ignored, as nohup asked
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and "SIGHUP" not in err, err
-
-
-def test_a_reader_of_the_progress_that_leaves_stops_training_as_sigpipe_would(
-    tiny_corpus, charrnn_home
-):
-    """`charrnn train 2>&1 | head -2`: Python ignores SIGPIPE, so the next progress line fails
-    with EPIPE; the run stops after its step and saves (exit 141), never ends unsaved."""
-    proc = spawn("train", "--corpus", str(tiny_corpus), "--run", "p", *TINY, "--epochs", "100000",
-                 "--eval-every", "2")  # fmt: skip
-    assert "training on" in proc.stderr.readline()
-    proc.stderr.close()  # the reader leaves
-    proc.wait(timeout=60)
-    assert proc.returncode == 128 + signal.SIGPIPE
-    assert checkpoint.load(charrnn_home / "runs" / "p" / "last.pt")["step"] >= 1
-
-
-def _wait_until_caught(pid: int, signum: int, timeout: float = 30.0) -> None:
+def _wait_until_caught(pid: int, signum: int, timeout: float = 60.0) -> None:
     """Until process `pid` catches `signum` (Linux: the SigCgt mask of /proc/PID/status)."""
     status = Path(f"/proc/{pid}/status")
     deadline = time.monotonic() + timeout
@@ -174,19 +142,115 @@ def _wait_until_caught(pid: int, signum: int, timeout: float = 30.0) -> None:
     raise AssertionError(f"process {pid} never caught signal {signum}")
 
 
-def test_ctrl_c_inherited_as_ignored_is_still_answered_from_the_first_moment(
-    tiny_corpus, charrnn_home
+def _interrupted_while_starting(proc, run: Path) -> SimpleNamespace:
+    _wait_until_caught(proc.pid, signal.SIGINT)  # the moment charrnn starts, well before torch
+    started = run.exists()  # still starting: no run folder yet
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return SimpleNamespace(run_existed=started, code=proc.returncode, err=err)
+
+
+def _signal_trainers(folder: Path, base_env: dict[str, str]) -> SimpleNamespace:
+    """Every trainer of this module, all started before any is waited for; `ended[NAME]` says
+    how each ended, `home` holds their runs (one each, named as in `ended`). A background job
+    (tests/helpers.py): it starts processes and waits, never touching os.environ."""
+    home, corpus = folder / "home", folder / "tiny.txt"
+    corpus.write_text(TINY_TEXT, encoding="utf-8")
+    env = {"CHARRNN_HOME": str(home)}
+    start = partial(spawn, env=env, base_env=base_env)
+    train = ["train", "--corpus", str(corpus), *TINY, "--epochs", "100000"]
+    runs = home / "runs"
+    jobs, procs = {}, []
+    # every process is started here, in this thread; the threads below only wait and signal
+    for signum in SIGNALS:
+        name = errors.signal_name(signum)
+        procs.append(start(*train, "--run", name))
+        jobs[name] = partial(_stop_with, procs[-1], runs / name, signum)
+    procs.append(start(*train, "--run", "nohup", shell="trap '' HUP"))  # what nohup does
+    jobs["nohup"] = partial(_hang_up_then_terminate, procs[-1], runs / "nohup")
+    procs.append(start(*train, "--run", "pipe", "--eval-every", "2"))
+    jobs["pipe"] = partial(_reader_leaves, procs[-1])
+    procs.append(start(*train, "--run", "ignored", shell="trap '' INT"))  # `&` in a script
+    jobs["ignored"] = partial(_interrupted_while_starting, procs[-1], runs / "ignored")
+    if sys.platform != "win32":
+        import pty
+
+        args = [sys.executable, "-m", "charrnn_cli", *train, "--run", "terminal"]
+        child_env = {**base_env, **env}
+        pid, master = pty.fork()
+        if pid == 0:  # the child: a session leader whose controlling terminal is the pty
+            os.execve(sys.executable, args, child_env)
+        jobs["terminal"] = partial(_terminal_closes, pid, master, runs / "terminal")
+    try:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            futures = {name: pool.submit(job) for name, job in jobs.items()}
+            ended = {name: future.result() for name, future in futures.items()}
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return SimpleNamespace(home=home, ended=ended)
+
+
+background_job("trainers")(_signal_trainers)
+
+
+@pytest.fixture(scope="module")
+def trainers(background) -> SimpleNamespace:
+    """How each trainer of the module ended (started in the background at the session's start)."""
+    return background.result("trainers")
+
+
+def _resumes(cli, monkeypatch, trainers, run: str) -> None:
+    """The run the trainer left loads and trains on from where it stopped."""
+    monkeypatch.setenv("CHARRNN_HOME", str(trainers.home))
+    saved = checkpoint.load(trainers.home / "runs" / run / "last.pt")
+    r = cli("train", "--run", run, "--resume", "--max-steps", str(saved["step"] + 5))
+    assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=errors.signal_name)
+def test_a_signal_during_training_saves_and_exits_128_plus_its_number(
+    trainers, cli, monkeypatch, signum
 ):
+    name = errors.signal_name(signum)
+    ended = trainers.ended[name]
+    assert ended.code == 128 + signum, ended.err
+    assert "Traceback" not in ended.err and "--resume" in ended.err and name in ended.err
+    run = trainers.home / "runs" / name
+    assert not (run / ".lock").read_text().strip()  # the lock is released, not left behind
+    _resumes(cli, monkeypatch, trainers, name)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_closed_terminal_saves_the_run_and_exits_129(trainers, cli, monkeypatch):
+    """The trainer's controlling terminal goes away (an SSH session dropped): the kernel sends
+    SIGHUP and every later write to the terminal fails; the run is still saved."""
+    assert trainers.ended["terminal"].code == 129
+    _resumes(cli, monkeypatch, trainers, "terminal")
+
+
+def test_nohup_keeps_training_through_a_hang_up(trainers):
+    ended = trainers.ended["nohup"]
+    assert ended.alive_after_hup  # ignored, as nohup asked
+    assert ended.code == 143 and "SIGHUP" not in ended.err, ended.err
+
+
+def test_a_reader_of_the_progress_that_leaves_stops_training_as_sigpipe_would(trainers):
+    """`charrnn train 2>&1 | head -2`: Python ignores SIGPIPE, so the next progress line fails
+    with EPIPE; the run stops after its step and saves (exit 141), never ends unsaved."""
+    ended = trainers.ended["pipe"]
+    assert "training on" in ended.first
+    assert ended.code == 128 + signal.SIGPIPE
+    assert checkpoint.load(trainers.home / "runs" / "pipe" / "last.pt")["step"] >= 1
+
+
+def test_ctrl_c_inherited_as_ignored_is_still_answered_from_the_first_moment(trainers):
     """`charrnn train ... &` in a script starts with SIGINT ignored: a `kill -INT` sent while
     it is still starting (importing torch, reading the corpus) must not be lost, leaving
     training to run on."""
-    proc = spawn(
-        "train", "--corpus", str(tiny_corpus), "--run", "i", *TINY, "--epochs", "100000",
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )  # fmt: skip
-    _wait_until_caught(proc.pid, signal.SIGINT)  # the moment charrnn starts, well before torch
-    assert not (charrnn_home / "runs" / "i").exists()  # still starting: no run folder yet
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    ended = trainers.ended["ignored"]
+    assert not ended.run_existed
+    assert ended.code == 130, ended.err
+    assert "Traceback" not in ended.err

@@ -16,7 +16,7 @@ import torch
 
 from charrnn_cli import corpora, encode, paths
 from charrnn_cli.config import ModelConfig, TrainConfig
-from tests.test_reliability_checkpoints import one_line, run, template  # noqa: F401
+from tests.helpers import one_line
 
 # a wrong value of each JSON type, for a field of each kind
 WRONG = {"str": 7, "int": "7", "float": [1.5], "bool": "yes", "int | None": 2.5}
@@ -41,7 +41,7 @@ def no_internal_error(err: str) -> None:
 
 
 @pytest.fixture
-def damaged(run: Path) -> Path:  # noqa: F811
+def damaged(run: Path) -> Path:
     """A second run, `d`, a copy of `m` whose metrics.jsonl is then damaged."""
     folder = run.parent / "d"
     shutil.copytree(run, folder)
@@ -51,7 +51,7 @@ def damaged(run: Path) -> Path:  # noqa: F811
     return folder
 
 
-def test_a_damaged_metrics_file_spoils_only_its_own_run(cli, run, damaged):  # noqa: F811
+def test_a_damaged_metrics_file_spoils_only_its_own_run(cli, run, damaged):
     r = cli("runs", "--json")
     assert r.code == 0, r.err
     no_internal_error(r.err)
@@ -92,7 +92,7 @@ def _kind(f) -> str:
 
 
 @pytest.mark.parametrize(("section", "key", "value"), _config_cases())
-def test_every_config_field_of_a_wrong_type_is_named(cli, run, section, key, value):  # noqa: F811
+def test_every_config_field_of_a_wrong_type_is_named(cli, run, section, key, value):
     config = json.loads((run / "config.json").read_text())
     (config[section] if section else config)[key] = value
     (run / "config.json").write_text(json.dumps(config))
@@ -115,7 +115,7 @@ def test_every_config_field_of_a_wrong_type_is_named(cli, run, section, key, val
     ["", "null", "[]", '"x"', "{}", "\ufeff{}", "\x00\xff", "{" * 100_000, '{"model": {}}'],
     ids=["empty", "null", "list", "string", "empty-object", "bom", "binary", "deep", "no-train"],
 )
-def test_a_config_json_that_is_not_a_config_is_one_line(cli, run, text):  # noqa: F811
+def test_a_config_json_that_is_not_a_config_is_one_line(cli, run, text):
     (run / "config.json").write_text(text, encoding="utf-8", errors="surrogateescape")
     r = cli("runs", "--json")
     listed = [row["name"] for row in json.loads(r.out)]
@@ -148,7 +148,7 @@ CHECKPOINT_DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", list(CHECKPOINT_DAMAGE))
-def test_every_checkpoint_field_damaged_is_one_line_naming_it(cli, run, damage):  # noqa: F811
+def test_every_checkpoint_field_damaged_is_one_line_naming_it(cli, run, damage):
     for name in ("best.pt", "last.pt"):
         data = torch.load(run / name, weights_only=True)
         CHECKPOINT_DAMAGE[damage](data)
@@ -224,6 +224,6 @@ def test_a_damaged_encoded_cache_is_encoded_again_never_trained_on(tiny_corpus, 
 
 
 @pytest.mark.parametrize("target", ["", ".", "/"], ids=["empty", "here", "root"])
-def test_a_plot_path_that_is_a_folder_is_a_usage_error(cli, run, target):  # noqa: F811
+def test_a_plot_path_that_is_a_folder_is_a_usage_error(cli, run, target):
     r = cli("runs", "show", "m", "--plot", target)
     assert r.code == 2 and "give it a file name" in one_line(r.err)

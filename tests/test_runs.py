@@ -12,11 +12,10 @@ from tests.helpers import TINY
 
 
 @pytest.fixture
-def two_runs(cli, tiny_corpus):
+def two_runs(trained_run):
+    """Runs alpha-1 and beta-1 (20 steps each), trained once for the session and copied."""
     for name in ("alpha-1", "beta-1"):
-        r = cli("train", "--corpus", str(tiny_corpus), "--run", name, *TINY, "--max-steps", "20",
-                "--eval-every", "10")  # fmt: skip
-        assert r.code == 0, r.err
+        trained_run(name, *TINY, "--max-steps", "20", "--eval-every", "10")
 
 
 def test_runs_json_lists_each_run(cli, two_runs):

@@ -11,20 +11,18 @@ import torch
 
 from charrnn_cli import checkpoint, config
 from charrnn_cli.batches import restart_mask
-from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
-from tests.helpers import TINY, val_losses
+from tests.helpers import TINY, tiny_model, val_losses
 
 NAMES = ["ROMEO", "JULIET", "NURSE", "FRIAR", "TYBALT"]
 
 
 def _model(cell: str = "lstm", **kw) -> CharRNN:
-    torch.manual_seed(0)
-    model = CharRNN(ModelConfig(cell=cell, vocab_size=7, embed_size=8, hidden_size=6, **kw))
+    model = tiny_model(7, 8, 6, cell=cell, **kw)
     if model.start is not None:
         with torch.no_grad():
             model.start.normal_()  # a trained start state is not zeros
-    return model.eval()
+    return model
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

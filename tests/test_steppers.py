@@ -7,19 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling.steppers import GruRnnStepper, LstmStepper, make_stepper
 from charrnn_cli.sampling.streams import start_state
+from tests.helpers import tiny_model
 
 CELLS = [("lstm", 2), ("lstm", 3), ("lstm", 1), ("gru", 2), ("rnn", 2), ("gru", 1), ("rnn", 1)]
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
 def _model(cell: str, layers: int) -> CharRNN:
-    torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, vocab_size=7, embed_size=5, hidden_size=12, layers=layers)
-    return CharRNN(cfg).eval()
+    return tiny_model(cell=cell, layers=layers)  # test_sample.py's engines use the same
 
 
 def _one(i: int) -> np.ndarray:

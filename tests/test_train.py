@@ -1,18 +1,16 @@
 """Training: the loss falls, resume is exact, bad input is refused, non-finite steps are
-skipped, and whatever stops the trainer (Ctrl-C, SIGTERM, kill -9) leaves a run that resumes."""
+skipped. (Whatever stops a real trainer, a signal or kill -9, is in test_reliability_signals.py
+and test_reliability_train.py.)"""
 
 from __future__ import annotations
 
 import math
-import random
-import signal
-import time
 
 import pytest
 import torch
 
 from charrnn_cli import checkpoint, store
-from tests.helpers import TINY, metrics, spawn, val_losses
+from tests.helpers import TINY, metrics, val_losses
 
 
 def test_loss_falls_well_below_the_unigram_entropy(cli, tiny_corpus, charrnn_home):
@@ -148,51 +146,3 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     assert r.code == 1 and "5 steps in a row" in r.err and "--lr" in r.err
     kept = checkpoint.load(charrnn_home / "runs" / "n" / "last.pt")
     assert kept["step"] == 20  # the last good checkpoint is untouched
-
-
-def _wait_for_progress(proc, needle="step", timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if needle in line:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"trainer exited early: {proc.stderr.read()}")
-    raise AssertionError("no progress from the trainer")
-
-
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_saves_and_exits_with_its_code(tiny_corpus, charrnn_home, sig, code, cli):
-    proc = spawn("train", "--corpus", str(tiny_corpus), "--run", "s", *TINY, "--epochs", "100000")
-    _wait_for_progress(proc)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == code, err
-    assert "Traceback" not in err and "--resume" in err
-    saved = checkpoint.load(charrnn_home / "runs" / "s" / "last.pt")
-    r = cli("train", "--run", "s", "--resume", "--max-steps", str(saved["step"] + 5))
-    assert r.code == 0, r.err
-
-
-def test_kill_9_at_random_moments_always_leaves_a_resumable_run(tiny_corpus, charrnn_home, cli):
-    # epochs of 8 steps make checkpoint writes frequent, so kills land near and inside them
-    small = ["--corpus", str(tiny_corpus), *TINY, "--batch-size", "64", "--run", "k"]
-    assert cli("train", *small, "--max-steps", "5").code == 0
-    rng = random.Random(1)
-    for _ in range(4):
-        proc = spawn(
-            "train", "--run", "k", "--resume", "--epochs", "100000", "--max-steps", "10000000"
-        )
-        _wait_for_progress(proc, needle="resuming")
-        time.sleep(rng.uniform(0.2, 1.5))
-        proc.kill()
-        proc.communicate()
-        data = checkpoint.load(charrnn_home / "runs" / "k" / "last.pt")
-        assert data["step"] >= 5
-        metrics(charrnn_home, "k")  # every line still parses
-    r = cli("train", "--run", "k", "--resume", "--max-steps", str(data["step"] + 3))
-    assert r.code == 0, r.err  # the limits given on the last resume (--epochs) were kept
-    r = cli("train", "--run", "k", "--resume")
-    assert r.code == 2 and "already reached" in r.err
-    leftovers = [p for p in (charrnn_home / "runs" / "k").iterdir() if p.name.endswith(".tmp")]
-    assert leftovers == []  # killed writers' temps are swept when the next trainer locks the run

@@ -10,22 +10,17 @@ import pytest
 import torch
 
 from charrnn_cli import encode
-from charrnn_cli.config import ModelConfig
 from charrnn_cli.errors import UsageError
 from charrnn_cli.evaluate import eval_rows, score
 from charrnn_cli.viz import analysis
 from charrnn_cli.viz.activations import trace
+from tests.helpers import tiny_model
 
 VOCAB = "\n abcdefghij"
 
 
 def _model(cell: str = "lstm", layers: int = 2) -> torch.nn.Module:
-    from charrnn_cli.model import CharRNN
-
-    torch.manual_seed(1)
-    cfg = ModelConfig(cell=cell, vocab_size=len(VOCAB), embed_size=8, hidden_size=16,
-                      layers=layers)  # fmt: skip
-    return CharRNN(cfg).eval()
+    return tiny_model(len(VOCAB), 8, 16, cell=cell, layers=layers, seed=1)
 
 
 def _text(n: int = 700) -> str:

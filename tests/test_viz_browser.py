@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from charrnn_cli.viz import pages
-from tests.test_viz_pages import TEXT, Page, _surprise_page
+from tests.helpers import VIZ_TEXT as TEXT
+from tests.helpers import Page, surprise_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -29,7 +30,7 @@ def _dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
 
 def test_surprise_page_runs_its_script_and_keeps_the_text(tmp_path):
     page = tmp_path / "s.html"
-    page.write_text(_surprise_page(), encoding="utf-8")
+    page.write_text(surprise_page(), encoding="utf-8")
     dom = _dom(page, tmp_path)
     assert 'data-ready="1"' in dom  # the script ran to its end
     assert Page(dom).chars == list(TEXT)

@@ -3,55 +3,11 @@ element a character with its colour class, the data parses, nothing is fetched."
 
 from __future__ import annotations
 
-import json
 import re
-from html.parser import HTMLParser
 
 from charrnn_cli.viz import pages
-
-TEXT = "def f(x):\n\treturn \"<a href='//x'>\" & x  # </script>\n"
-
-
-class Page(HTMLParser):
-    """The characters of <pre id=t> with their classes, and the JSON data block."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chars: list[str] = []
-        self.classes: list[str] = []
-        self.buttons: list[str] = []
-        self.data_text = ""
-        self._where: str | None = None
-        self.feed(page)
-        self.data = json.loads(self.data_text)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "i" and self._where == "t":
-            self.classes.append(a.get("class", ""))
-            self.chars.append("")
-            self._where = "char"
-        elif tag == "pre" and a.get("id") == "t":
-            self._where = "t"
-        elif tag == "script" and a.get("id") == "data":
-            self._where = "data"
-        elif tag == "button":
-            self.buttons.append("")
-            self._where = "button"
-
-    def handle_endtag(self, tag):
-        if tag == "i" and self._where == "char":
-            self._where = "t"
-        elif tag in ("pre", "script", "button"):
-            self._where = None
-
-    def handle_data(self, data):
-        if self._where == "char":
-            self.chars[-1] += data
-        elif self._where == "data":
-            self.data_text += data
-        elif self._where == "button":
-            self.buttons[-1] += data
+from tests.helpers import VIZ_TEXT as TEXT
+from tests.helpers import Page, surprise_page
 
 
 def _network(page: str) -> bool:
@@ -59,16 +15,8 @@ def _network(page: str) -> bool:
     return re.search(pattern, page, re.I) is not None
 
 
-def _surprise_page(text: str = TEXT) -> str:
-    bits = [None if i == 0 else (i % 20) * 0.5 for i in range(len(text))]
-    return pages.surprise_page(
-        title="t", note="n", text=text, bits=bits, top_chars=[["e", "<", "\n"]] * len(text),
-        top_p=[[0.5, 0.25, 0.125]] * len(text), mean=1.2345,
-    )  # fmt: skip
-
-
 def test_surprise_page_holds_each_character_in_order_with_its_colour():
-    page = _surprise_page()
+    page = surprise_page()
     p = Page(page)
     assert p.chars == list(TEXT)  # one element a character, escaped and unescaped right
     assert p.classes[0] == "u" and p.classes[1] == "s1" and p.classes[19] == "s16"
@@ -104,6 +52,6 @@ def test_levels_clip_and_skip_missing_values():
 
 def test_a_long_text_stays_a_page_of_modest_size():
     text = ("for i in range(10):\n    print(i)\n" * 1000)[:30000]
-    page = _surprise_page(text)
+    page = surprise_page(text)
     assert len(Page(page).chars) == 30000
     assert len(page.encode()) < 60 * len(text)  # under 2 MB for 30,000 characters
