@@ -192,3 +192,13 @@ def test_safetensors_round_trips_with_the_reference_library(tmp_path):
     for got in (theirs, back):
         assert set(got) == {"a", "b"} and all(np.array_equal(got[k], arrays[k]) for k in arrays)
     assert meta == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "words"),
+    [("../nope", 1, "no exported model folder at ../nope"), ("/etc", 4, "has no config.json")],
+)
+def test_a_run_path_that_is_no_exported_folder_is_one_line(cli, path, code, words):
+    r = cli("sample", "--run", path, "--len", "5")
+    assert r.code == code and words in r.err and len(r.err.strip().splitlines()) == 1
+    assert r.out == ""
