@@ -62,6 +62,15 @@ def check_name(name: str, kind: str) -> str:
     return name
 
 
+def make_name(text: str, fallback: str = "corpus", limit: int = NAME_MAX) -> str:
+    """`text` made into a valid name (`is_name`) of at most `limit` characters: other
+    characters become '-', runs of dots one dot, and what may not start or end a name is cut;
+    `fallback` when nothing is left. Every name charrnn makes itself goes through here."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text)
+    name = re.sub(r"\.{2,}", ".", name).lstrip("._-")[:limit].rstrip("-")
+    return name if is_name(name) else fallback
+
+
 def is_storage_error(exc: BaseException) -> bool:
     """Whether `exc` is an OSError saying the disk or folder refuses the write."""
     return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS

@@ -174,7 +174,9 @@ def train(
         if job.parent is not None and comm.is_main and not quiet:  # markup off: '[' may be added
             console.err().print(lineage.describe(job.parent), markup=False, soft_wrap=True)
         stopper = Stopper()
-        with store.lock(job.name) if comm.is_main else contextlib.nullcontext(), stopper:
+        held = store.lock(job.name, pick=run is None and not resume)
+        with held if comm.is_main else contextlib.nullcontext(job.name) as name, stopper:
+            job.name = str(comm.broadcast_object(name))  # the name charrnn picked may be taken
             records = run_training(job, should_stop=stopper.reason, comm=comm)
             last = _render(records, quiet or not comm.is_main)
     finally:
