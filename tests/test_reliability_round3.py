@@ -6,13 +6,19 @@ copied per test. See docs/reliability.md, section "Round three".
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from charrnn_cli import console, store
+from charrnn_cli.errors import WriteError
 from tests.helpers import TINY
 
 LINES = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
@@ -115,3 +121,77 @@ def test_a_name_the_user_gave_is_still_refused_when_busy(cli, tiny_corpus, charr
     with store.lock("mine"):
         r = cli("train", "--corpus", str(tiny_corpus), "--run", "mine", *TINY, "--max-steps", "2")
     assert r.code == 5 and "being trained" in one_line(r.err)
+
+
+# 3 -------------------------------------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_encodings_temp_file_is_swept_by_the_next_encoding(tmp_path, charrnn_home):
+    from charrnn_cli import encode
+
+    text = tmp_path / "t.txt"
+    text.write_text("abcabd\n" * 50)
+    sha = hashlib.sha256(text.read_bytes()).hexdigest()
+    folder = charrnn_home / "corpora" / "encoded"
+    folder.mkdir(parents=True)
+    stale = [folder / f".{sha}.npy.{dead_pid()}.f546f5bf.tmp",
+             folder / f".{'0' * 64}.1a2b3c4d5e6f7a8b.npy.{dead_pid()}.0badf00d.tmp"]  # fmt: skip
+    for each in stale:
+        each.write_bytes(b"\x93NUMPY partial")
+    live = folder / f".{sha}.npy.{os.getppid()}.12345678.tmp"  # a live writer's: kept
+    live.write_bytes(b"")
+    assert encode.load(text, sha).ids.size == 350
+    assert not any(p.exists() for p in stale) and live.exists()
+
+
+# 7 -------------------------------------------------------------------------------------------
+
+
+def enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_while_encoding_is_one_line_not_a_fallback(
+    cli, tiny_corpus, charrnn_home, monkeypatch
+):
+    from charrnn_cli import encode
+
+    monkeypatch.setattr(encode._Sink, "_write", enospc)
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "f", *TINY, "--max-steps", "2")
+    line = one_line(r.err)
+    assert r.code == 1 and "no space left" in line and "the encoding needs" in line
+    assert not list(charrnn_home.rglob("*.tmp")) and not (charrnn_home / "runs" / "f").exists()
+
+
+def test_a_full_disk_while_moving_ids_for_a_fine_tune_is_one_line(tmp_path, monkeypatch):
+    from charrnn_cli import encode, idmaps
+
+    text = tmp_path / "t.txt"
+    text.write_text("abcabd\n" * 50)
+    mapped = encode.load(text)
+    monkeypatch.setattr(idmaps, "IN_MEMORY", 1)
+    monkeypatch.setattr(idmaps, "release", enospc)  # fails mid-write, as a full disk does
+    with pytest.raises(WriteError, match="no space left on the device"):
+        idmaps.remapped(mapped, mapped.vocab[::-1])
+
+
+def test_a_read_only_cache_encodes_in_memory_and_says_so(
+    cli, tiny_corpus, charrnn_home, monkeypatch
+):
+    from charrnn_cli import encode
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(encode._Sink, "_write", read_only)
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "ro", *TINY, "--max-steps", "2",
+            "--quiet")  # fmt: skip
+    assert r.code == 0, r.err
+    assert "warning: cannot cache the encoding" in r.err and "held in memory" in r.err

@@ -56,6 +56,9 @@ def referenced() -> tuple[set[str], set[str]]:
 def collect(*, dry_run: bool = False, grace_s: float = GRACE_S) -> Collected:
     """Free (unless `dry_run`) every stored text no name and no run refers to."""
     result = Collected()
+    if not dry_run:
+        for root in (paths.cache_dir(), paths.data_dir()):  # temps of dead processes, anywhere
+            paths.sweep_tree(root)
     if not cache.blob_dir().is_dir():
         return result
     if not dry_run:
@@ -65,7 +68,7 @@ def collect(*, dry_run: bool = False, grace_s: float = GRACE_S) -> Collected:
     for blob in sorted(cache.blob_dir().glob("*.txt")):
         sha = blob.stem
         if not cache.SHA_RE.fullmatch(sha):
-            continue  # not a blob (a temp file is swept by the next fetch)
+            continue  # not a blob (a temp file was swept above)
         if sha in named:
             result.named += 1
             continue
