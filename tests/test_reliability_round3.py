@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -195,3 +196,36 @@ def test_a_read_only_cache_encodes_in_memory_and_says_so(
             "--quiet")  # fmt: skip
     assert r.code == 0, r.err
     assert "warning: cannot cache the encoding" in r.err and "held in memory" in r.err
+
+
+# 4, 5 ----------------------------------------------------------------------------------------
+
+
+def test_invalid_utf8_in_viz_text_is_one_line(cli, home):
+    bad = os.fsdecode(b"ab\xffcd")  # what Python makes of such argv bytes
+    r = cli("viz", "surprise", "--run", "m", "--text", bad)
+    assert r.code == 4 and "--text is not UTF-8 text at byte 2" in one_line(r.err)
+
+
+def test_viz_reads_crlf_text_as_eval_does(cli, home, tmp_path):
+    part = tmp_path / "part.txt"
+    part.write_bytes((tmp_path / "crlf.txt").read_bytes()[:2000])
+    r = cli("eval", "--run", "m", "--corpus", str(part), "--json")
+    assert r.code == 0, r.err
+    want = json.loads(r.out)["bits_per_char"]
+    r = cli("viz", "surprise", "--run", "m", "--corpus", str(part), "--json")
+    assert r.code == 0, r.err
+    rows = [json.loads(line) for line in r.out.splitlines()]
+    bits = [row["bits"] for row in rows if row["bits"] is not None]
+    assert sum(row["char"] == "\r" for row in rows) > 50  # carriage returns kept as they are
+    assert abs(sum(bits) / len(bits) - want) < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["surprise", "cells"])
+def test_pages_escape_a_carriage_return(cli, home, tmp_path, kind):
+    page = tmp_path / "p.html"
+    r = cli("viz", kind, "--run", "m", "--corpus", str(tmp_path / "crlf.txt"), "--max-chars",
+            "200", "--html", str(page))  # fmt: skip
+    assert r.code == 0, r.err
+    html = page.read_bytes()
+    assert b"\r" not in html and html.count(b"&#13;") == CRLF_TEXT[:200].count("\r")

@@ -178,5 +178,5 @@ def test_a_seed_that_is_not_utf8_says_so_and_where(trained, charrnn_home):
         input=b"the \xff\xfe", capture_output=True, timeout=60,
     )  # fmt: skip
     err = r.stderr.decode()
-    assert r.returncode == 2 and "not UTF-8" in err and "byte 4" in err, err
+    assert r.returncode == 4 and "not UTF-8" in err and "byte 4" in err, err
     assert "udc" not in err and len(err.strip().splitlines()) == 1

@@ -12,13 +12,12 @@ kinds compare.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from typing import IO, Annotated
+from typing import Annotated
 
 import typer
 
-from charrnn_cli import console, paths, store
+from charrnn_cli import console, store
+from charrnn_cli import text as read_text
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError, UsageError
 
@@ -123,7 +122,7 @@ def _text(model, corpus: str, vocab: str, kind: str, strict: bool, max_chars: in
 
     dev = next(model.parameters()).device
     total, chars, skipped, taken = Score(), 0, 0, 0
-    for text in _blocks(corpus):
+    for text in read_text.blocks(corpus, BLOCK_CHARS):
         if kind == "bytes":
             ids, dropped = np.frombuffer(text.encode("utf-8"), dtype=np.uint8), 0
         else:
@@ -160,22 +159,3 @@ def _run_corpus(name: str):
         return corpora.stored(config.get("corpus"))
     except CorruptFileError as exc:
         raise CorruptFileError(f"{store.run_dir(name) / store.CONFIG}: {exc}") from None
-
-
-def _blocks(spec: str) -> Iterator[str]:
-    """The text of `spec` in blocks of at most BLOCK_CHARS characters; bytes that are not UTF-8
-    are a CorruptFileError (exit 4) naming the file and the byte offset."""
-
-    from charrnn_cli.text import read_blocks
-
-    if spec == "-":
-        stdin: IO[bytes] = sys.stdin.buffer
-        yield from read_blocks(stdin, "stdin", BLOCK_CHARS)
-        return
-    path = paths.user_path(spec)
-    if not path.exists() or path.is_dir():  # a name; a pipe or a device streams like a file
-        from charrnn_cli import corpora
-
-        path = corpora.resolve(spec).path
-    with open(path, "rb") as fh:
-        yield from read_blocks(fh, path, BLOCK_CHARS)

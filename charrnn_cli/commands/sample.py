@@ -8,7 +8,6 @@ on stderr counting what it dropped and why.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from charrnn_cli import console
+from charrnn_cli import text as read_text
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import UsageError
 from charrnn_cli.sampling.request import SampleRequest
@@ -116,29 +116,15 @@ def sample(
 
 
 def _read_seed(seed: str | None) -> str:
-    """The seed's text (stdin's for `-`, of any length); bytes that are not UTF-8, from stdin or
-    in the argument itself, are a usage error saying where, never unknown characters."""
-    if seed == "-":
-        stream = getattr(sys.stdin, "buffer", None)
-        data = (
-            stream.read()
-            if stream is not None
-            else sys.stdin.read().encode("utf-8", "surrogateescape")
-        )
-        where = "--seed - (stdin)"
-        if not data:
-            raise UsageError("--seed - read nothing from stdin")
-    elif seed and any("\udc80" <= c <= "\udcff" for c in seed):  # undecodable argv bytes
-        data, where = os.fsencode(seed), "--seed"
-    else:
-        return seed or ""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"the seed from {where} is not UTF-8 text (byte {exc.start}: "
-            f"{data[exc.start : exc.start + 1]!r}); convert it to UTF-8 first"
-        ) from None
+    """The seed's text (stdin's for `-`, of any length), through the one decoder: bytes that
+    are not UTF-8, from stdin or in the argument itself, are the one error saying where."""
+    if seed != "-":
+        return read_text.argument(seed or "", "--seed")
+    with read_text.open_source("-") as (stdin, _):
+        data = stdin.read()
+    if not data:
+        raise UsageError("--seed - read nothing from stdin")
+    return read_text.decode(data, "--seed - (stdin)")
 
 
 def _write(pieces: Iterable[Piece], separator: str, *, whole_lines: bool) -> None:
