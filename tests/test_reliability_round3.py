@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -229,3 +230,51 @@ def test_pages_escape_a_carriage_return(cli, home, tmp_path, kind):
     assert r.code == 0, r.err
     html = page.read_bytes()
     assert b"\r" not in html and html.count(b"&#13;") == CRLF_TEXT[:200].count("\r")
+
+
+# 6 -------------------------------------------------------------------------------------------
+
+
+def _move_corpus(home: Path, tmp_path: Path) -> dict:
+    """The training file of run m moved away; returns its corpus record."""
+    cfg = json.loads((home / "runs" / "m" / "config.json").read_text())
+    moved = tmp_path / "moved.txt"
+    shutil.move(tmp_path / "crlf.txt", moved)
+    cfg["corpus"]["path"] = str(tmp_path / "crlf.txt")  # where it was trained: gone now
+    (home / "runs" / "m" / "config.json").write_text(json.dumps(cfg))
+    return cfg["corpus"]
+
+
+def test_lines_without_novel_after_the_training_file_moved(cli, home, tmp_path):
+    _move_corpus(home, tmp_path)
+    r = cli("sample", "--run", "m", "--lines", "3", "--random-seed", "1")
+    assert r.code == 0, r.err
+    assert len(r.out.splitlines()) == 3
+    warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "is gone" in warnings[0] and "capped at 1000" in warnings[0]
+    r = cli("sample", "--run", "m", "--lines", "3", "--novel")
+    assert r.code == 1 and "is gone" in one_line(r.err)  # --novel cannot do without it
+
+
+def test_lines_find_the_corpus_by_its_sha256_in_the_cache(cli, home, tmp_path):
+    from charrnn_cli import corpora
+
+    record = _move_corpus(home, tmp_path)
+    blob = corpora.blob_path(record["sha256"])
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "moved.txt", blob)
+    r = cli("sample", "--run", "m", "--lines", "3", "--novel", "--random-seed", "1")
+    assert r.code == 0 and "warning" not in r.err, r.err
+
+
+def test_novel_holds_8_bytes_a_line(tmp_path, monkeypatch):
+    from charrnn_cli.sampling import lines
+
+    monkeypatch.setattr(lines, "HASH_BLOCK", 7)  # several blocks, and a partial last one
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"".join(b"line %d\n" % (i % 40) for i in range(100)))
+    info = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    found = lines.scan_corpus(info, hashes=True)
+    assert found.hashes.dtype == np.uint64 and len(found.hashes) == 40
+    assert list(found.hashes) == sorted(found.hashes)
+    assert "line 39" in found and "line 40" not in found

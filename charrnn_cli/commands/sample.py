@@ -109,6 +109,8 @@ def sample(
         try:
             _write(generate(model, request, report), separator, whole_lines=lines is not None)
         finally:
+            if report.rules is not None and report.rules.note:
+                console.warn(report.rules.note)
             if (summary := report.lines_summary()) is not None:
                 console.log(summary)
     if report.replaced:
