@@ -178,8 +178,11 @@ def check(model: ModelConfig, train: TrainConfig) -> None:
         raise UsageError(f"--val-fraction must be inside (0, 1), got {train.val_fraction}")
     if train.max_minutes is not None and train.max_minutes <= 0:
         raise UsageError(f"--max-minutes must be positive, got {train.max_minutes}")
-    if train.eval_chars < 0:
-        raise UsageError(f"--eval-chars must be 0 (all) or more, got {train.eval_chars}")
+    if train.eval_chars < 0 or train.eval_chars == 1:  # one character has no next to score
+        raise UsageError(
+            f"--eval-chars must be 0 (all) or at least 2 (a character and the next one to "
+            f"predict), got {train.eval_chars}"
+        )
     if train.max_steps is not None and train.max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, got {train.max_steps}")
     if train.precision != "fp32" and train.device == "cpu":

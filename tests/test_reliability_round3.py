@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import torch
 
 from charrnn_cli import console, store
 from charrnn_cli.errors import WriteError
-from tests.helpers import TINY
+from tests.helpers import TINY, metrics
 
 LINES = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
 CRLF_TEXT = "\r\n".join(LINES * 120) + "\r\n"
@@ -278,3 +279,20 @@ def test_novel_holds_8_bytes_a_line(tmp_path, monkeypatch):
     assert found.hashes.dtype == np.uint64 and len(found.hashes) == 40
     assert list(found.hashes) == sorted(found.hashes)
     assert "line 39" in found and "line 40" not in found
+
+
+# 9 -------------------------------------------------------------------------------------------
+
+
+def test_eval_chars_1_is_refused_and_2_scores(cli, tiny_corpus, charrnn_home):
+    base = ["train", "--corpus", str(tiny_corpus), *TINY, "--max-steps", "4", "--eval-every",
+            "2", "--quiet"]  # fmt: skip
+    r = cli(*base, "--run", "one", "--eval-chars", "1")
+    assert r.code == 2 and "--eval-chars" in one_line(r.err)
+    assert not (charrnn_home / "runs" / "one").exists()
+    r = cli(*base, "--run", "two", "--eval-chars", "2")
+    assert r.code == 0, r.err
+    losses = [row["val_loss"] for row in metrics(charrnn_home, "two") if "val_loss" in row]
+    assert losses and all(math.isfinite(x) for x in losses)
+    r = cli("runs")
+    assert r.code == 0 and "warning" not in r.err, r.err
