@@ -76,6 +76,40 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
 
+# The range of every numeric field, (least, most; None: no bound), declared once: the options of
+# `charrnn train` take them as Typer's min and max, and readback.py checks config.json and the
+# config in a checkpoint against them. Cross-field rules are `check`'s.
+BOUNDS: dict[str, tuple[int | float, int | float | None]] = {
+    "vocab_size": (0, 2**32),
+    "embed_size": (1, 16384),
+    "hidden_size": (1, 16384),
+    "layers": (1, 16),
+    "dropout": (0.0, 0.95),
+    "seq_len": (1, 100_000),
+    "batch_size": (1, 100_000),
+    "lr": (0.0, 10.0),
+    "warmup_steps": (0, None),
+    "min_lr_fraction": (0.0, 1.0),
+    "weight_decay": (0.0, None),
+    "restart_prob": (0.0, 1.0),
+    "grad_clip": (0.0, None),
+    "epochs": (1, None),
+    "max_steps": (1, None),
+    "max_minutes": (0.0, None),
+    "val_fraction": (0.0, 1.0),
+    "eval_every": (1, None),
+    "eval_chars": (0, None),
+    "save_every": (0.0, None),
+    "random_seed": (0, 2**63 - 1),
+}
+
+
+def limits(key: str) -> dict[str, int | float]:
+    """A field's bounds as Typer's `min=` and `max=` (`**limits("layers")`)."""
+    low, high = BOUNDS[key]
+    return {"min": low} if high is None else {"min": low, "max": high}
+
+
 # Options that may change on --resume; they do not alter what a step computes. In the order
 # the refusal names them.
 RESUMABLE_ANEW = ("epochs", "max_steps", "max_minutes", "device", "eval_every", "save_every")

@@ -194,6 +194,8 @@ def _cached(digest: str, kind: Kind, hashed: bool = False) -> Encoded | None:
         dtype = smallest_dtype(len(vocab))
         if counts.shape != (len(vocab),) or counts.min() < 0 or counts.sum() != length:
             return None
+        if kind == "chars" and counts.min() == 0:  # each character of the vocabulary occurs
+            return None
         if not hashed and file_sha256(ids_path) != npy_sha256:
             return None
         ids = np.load(ids_path, mmap_mode="r", allow_pickle=False) if length else None

@@ -42,16 +42,28 @@ def extend(state: dict[str, torch.Tensor], new_rows: int) -> dict[str, torch.Ten
 
 def init_from(model: CharRNN, job: Job, comm: Comm) -> None:
     """Load the parent's checkpoint into `model` (built for the job's extended vocabulary) and
-    fill in the record's step and sha256. Every rank reads the file; they must have read the
-    same bytes, or all of them stop."""
+    fill in the record's step and sha256. The file is read once, through one descriptor, so
+    the bytes hashed are the bytes loaded even while the parent's trainer replaces it; every
+    rank reads it, and they must have read the same bytes, or all of them stop. A parent
+    removed meanwhile (`runs rm`) is one line, not an internal error."""
     parent = job.parent
     assert parent is not None
     path = store.run_dir(parent.run) / f"{parent.checkpoint}.pt"
-    digest = _sha256(path)
-    ck = checkpoint.load(path)
-    steady = _sha256(path) == digest  # the parent is still training: best.pt was replaced
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CharrnnError(
+            f"run {parent.run!r}, the run this one fine-tunes, lost its {path.name} (removed "
+            "while this run was being prepared?): nothing was trained; fine-tune from a run "
+            "that is there"
+        ) from None
+    except OSError as exc:
+        raise CorruptFileError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    ck = checkpoint.load(path, data)
     first = comm.broadcast_object(digest)
-    if comm.any(not steady or digest != first)[0]:
+    if comm.any(digest != first)[0]:
         raise CharrnnError(
             f"{path} changed while it was read (is run {parent.run!r} still training?): "
             "try again, or fine-tune from a run that is not training"
@@ -75,11 +87,3 @@ def _check_fits(ck: dict[str, Any], path: Path, job: Job, old_vocab: str) -> Non
     for key in SHAPE_KEYS:
         if getattr(model_cfg, key) != getattr(job.model, key):
             raise CorruptFileError(f"{path}'s {key} differs from its run's config.json")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -296,3 +296,61 @@ def test_eval_chars_1_is_refused_and_2_scores(cli, tiny_corpus, charrnn_home):
     assert losses and all(math.isfinite(x) for x in losses)
     r = cli("runs")
     assert r.code == 0 and "warning" not in r.err, r.err
+
+
+# 10 ------------------------------------------------------------------------------------------
+
+COMMANDS = [["sample", "--run", "m", "--len", "5"], ["eval", "--run", "m"],
+            ["train", "--run", "m", "--resume", "--max-steps", "40"], ["runs"]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [("model", "layers", 0), ("train", "seq_len", 0), ("model", "vocab", "Bytes"),
+     ("model", "hidden_size", 10**6), ("train", "lr", 0), ("model", "vocab_size", 3)],
+)  # fmt: skip
+def test_a_value_out_of_range_in_config_json_is_one_line(cli, home, section, key, value):
+    path = home / "runs" / "m" / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg[section][key] = value
+    path.write_text(json.dumps(cfg))
+    for args in COMMANDS:
+        r = cli(*args)
+        if args[0] == "runs":  # the list shows the run and says what is wrong
+            assert r.code == 0 and "config.json" in r.err and key in r.err, r.err
+            continue
+        if args[0] != "train" and r.code == 0:  # sampling and scoring read the checkpoint's
+            continue  # own config (checked the same way), which is whole
+        line = one_line(r.err)
+        assert r.code == 4 and "config.json" in line and key in line, (args, line)
+
+
+# 8 -------------------------------------------------------------------------------------------
+
+
+def test_a_parent_removed_while_its_child_is_prepared_is_one_line(cli, home, tmp_path, monkeypatch):
+    from charrnn_cli import jobs
+
+    remap = jobs.lineage.remap
+
+    def removed_meanwhile(*args, **kwargs):  # `charrnn runs rm m --yes` during the encoding
+        assert cli("runs", "rm", "m", "--yes").code == 0
+        return remap(*args, **kwargs)
+
+    monkeypatch.setattr(jobs.lineage, "remap", removed_meanwhile)
+    new = tmp_path / "new.txt"
+    new.write_text("the cat sat on the mat, quietly.\n" * 80)
+    r = cli(
+        "train",
+        "--init-from",
+        "m",
+        "--corpus",
+        str(new),
+        "--run",
+        "child",
+        "--max-steps",
+        "2",
+        "--quiet",
+    )
+    assert r.code == 1 and "lost its best.pt" in one_line(r.err)
+    assert not (home / "runs" / "child").exists()
