@@ -14,6 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -354,3 +356,70 @@ def test_a_parent_removed_while_its_child_is_prepared_is_one_line(cli, home, tmp
     )
     assert r.code == 1 and "lost its best.pt" in one_line(r.err)
     assert not (home / "runs" / "child").exists()
+
+
+# 12 ------------------------------------------------------------------------------------------
+
+
+def _aged_entry(tmp_path: Path, charrnn_home: Path) -> tuple[str, list[Path]]:
+    """A plain file encoded (no stored text, no run refers to it yet), its files made old."""
+    from charrnn_cli import encode
+
+    text = tmp_path / "plain.txt"
+    text.write_text("abcabd\n" * 50)
+    sha = hashlib.sha256(text.read_bytes()).hexdigest()
+    encode.load(text, sha)
+    files = sorted((charrnn_home / "corpora" / "encoded").glob(f"{sha}.*"))
+    assert {p.suffix for p in files} == {".npy", ".json", ".lock"}
+    (charrnn_home / "corpora" / "blobs").mkdir(parents=True, exist_ok=True)
+    return sha, files
+
+
+def _age(files: list[Path]) -> None:
+    from charrnn_cli.corpora import collecting
+
+    old = time.time() - 2 * collecting.GRACE_S
+    for p in files:
+        os.utime(p, (old, old))
+
+
+def test_gc_leaves_a_recent_encoding_no_run_refers_to_yet(cli, tmp_path, charrnn_home):
+    sha, files = _aged_entry(tmp_path, charrnn_home)
+    assert cli("fetch", "--gc").code == 0
+    assert all(p.exists() for p in files)  # a trainer may be about to write its config.json
+    _age(files)
+    assert cli("fetch", "--gc").code == 0
+    assert not any(p.exists() for p in files)
+
+
+def test_gc_leaves_an_entry_whose_lock_a_writer_holds(cli, tmp_path, charrnn_home):
+    from charrnn_cli import locks
+
+    sha, files = _aged_entry(tmp_path, charrnn_home)
+    _age(files)
+    lock = next(p for p in files if p.suffix == ".lock")
+    with locks.file_lock(lock) as held:  # an encoder at work (flock: another open file)
+        assert held.held
+        assert cli("fetch", "--gc").code == 0
+        assert all(p.exists() for p in files)
+
+
+def test_a_lock_file_removed_by_its_holder_is_not_a_lock_for_the_next(tmp_path):
+    from charrnn_cli import locks
+
+    path = tmp_path / "x.lock"
+    got = []
+
+    def second() -> None:
+        with locks.file_lock(path, wait=10) as lock:
+            same = os.fstat(lock.fh.fileno()).st_ino == path.stat().st_ino
+            got.append((lock.held, same))
+
+    with locks.file_lock(path) as first:
+        assert first.held
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        time.sleep(0.3)  # the second has opened the file and waits for it
+        path.unlink()  # what gc does, holding the lock
+    waiter.join(15)
+    assert got == [(True, True)]  # it locked the file at the path, not the removed one
