@@ -423,3 +423,35 @@ def test_a_lock_file_removed_by_its_holder_is_not_a_lock_for_the_next(tmp_path):
         path.unlink()  # what gc does, holding the lock
     waiter.join(15)
     assert got == [(True, True)]  # it locked the file at the path, not the removed one
+
+
+# 15 ------------------------------------------------------------------------------------------
+
+
+def test_sampled_bytes_decode_as_python_replace_does_in_any_pieces():
+    import random
+
+    from charrnn_cli.vocab import Utf8Bytes
+
+    alphabet = [0x61, 0x0A, 0x80, 0xBF, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0xED, 0xA0, 0xFF]
+    rng = random.Random(5)
+    for _ in range(300):
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        decoder, out, at = Utf8Bytes(), [], 0
+        while at < len(data):
+            step = rng.randrange(1, 6)
+            out.append(decoder.feed(data[at : at + step].decode("latin-1")))
+            at += step
+        out.append(decoder.finish())
+        want = data.decode("utf-8", "replace")  # (no U+FFFD in the input itself: no 0xEF)
+        assert "".join(out) == want and decoder.replaced == want.count("\ufffd"), data
+
+
+def test_decoding_many_invalid_bytes_takes_one_pass():
+    from charrnn_cli.vocab import Utf8Bytes
+
+    decoder = Utf8Bytes()
+    start = time.perf_counter()
+    text = decoder.feed("\xff" * 400_000) + decoder.finish()  # quadratic: 80 GB copied
+    assert time.perf_counter() - start < 3.0
+    assert text == "\ufffd" * 400_000 and decoder.replaced == 400_000
