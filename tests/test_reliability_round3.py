@@ -455,3 +455,30 @@ def test_decoding_many_invalid_bytes_takes_one_pass():
     text = decoder.feed("\xff" * 400_000) + decoder.finish()  # quadratic: 80 GB copied
     assert time.perf_counter() - start < 3.0
     assert text == "\ufffd" * 400_000 and decoder.replaced == 400_000
+
+
+# 13 ------------------------------------------------------------------------------------------
+
+
+def test_resuming_on_more_processes_checks_the_size_after_the_streams_are_re_split(
+    cli, tmp_path, charrnn_home, monkeypatch
+):
+    from charrnn_cli import jobs, train
+    from charrnn_cli.distributed import Comm
+
+    small = tmp_path / "small.txt"  # 8 streams x 17 fit; 16 x 17 would not
+    small.write_text(("abcab\n" * 50)[:240])
+    r = cli("train", "--corpus", str(small), "--run", "r", *TINY, "--max-steps", "2", "--quiet")
+    assert r.code == 0, r.err
+    job = jobs.prepare(None, "r", True, None, {}, Comm(0, 2))
+
+    class Dealt(Exception):
+        pass
+
+    def dealt(*args, **kwargs):
+        raise Dealt  # past the size check: the rest needs a process group
+
+    monkeypatch.setattr(train.batches, "deal", dealt)
+    with pytest.raises(Dealt):
+        train.Trainer(job, Comm(0, 2))
+    assert job.train.batch_size == 4  # 8 streams shared by 2 processes
