@@ -76,10 +76,11 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
 
-# The range of every numeric field, (least, most; None: no bound), declared once: the options of
+# The range of every numeric field, (least, most), declared once and finite: the options of
 # `charrnn train` take them as Typer's min and max, and readback.py checks config.json and the
 # config in a checkpoint against them. Cross-field rules are `check`'s.
-BOUNDS: dict[str, tuple[int | float, int | float | None]] = {
+INT_MAX = 2**63 - 1  # the largest whole number any option takes: torch's and numpy's int64
+BOUNDS: dict[str, tuple[int | float, int | float]] = {
     "vocab_size": (0, 2**32),
     "embed_size": (1, 16384),
     "hidden_size": (1, 16384),
@@ -88,26 +89,26 @@ BOUNDS: dict[str, tuple[int | float, int | float | None]] = {
     "seq_len": (1, 100_000),
     "batch_size": (1, 100_000),
     "lr": (0.0, 10.0),
-    "warmup_steps": (0, None),
+    "warmup_steps": (0, INT_MAX),
     "min_lr_fraction": (0.0, 1.0),
-    "weight_decay": (0.0, None),
+    "weight_decay": (0.0, 100.0),
     "restart_prob": (0.0, 1.0),
-    "grad_clip": (0.0, None),
-    "epochs": (1, None),
-    "max_steps": (1, None),
-    "max_minutes": (0.0, None),
+    "grad_clip": (0.0, 1e9),
+    "epochs": (1, INT_MAX),
+    "max_steps": (1, INT_MAX),
+    "max_minutes": (0.0, 1e9),
     "val_fraction": (0.0, 1.0),
-    "eval_every": (1, None),
-    "eval_chars": (0, None),
-    "save_every": (0.0, None),
-    "random_seed": (0, 2**63 - 1),
+    "eval_every": (1, INT_MAX),
+    "eval_chars": (0, INT_MAX),
+    "save_every": (0.0, 1e9),
+    "random_seed": (0, INT_MAX),
 }
 
 
 def limits(key: str) -> dict[str, int | float]:
     """A field's bounds as Typer's `min=` and `max=` (`**limits("layers")`)."""
     low, high = BOUNDS[key]
-    return {"min": low} if high is None else {"min": low, "max": high}
+    return {"min": low, "max": high}
 
 
 # Options that may change on --resume; they do not alter what a step computes. In the order

@@ -18,7 +18,7 @@ import typer
 
 from charrnn_cli import console, store
 from charrnn_cli import text as read_text
-from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
+from charrnn_cli.commands.options import INT_MAX, CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError, UsageError
 
 LN2 = 0.6931471805599453  # nats per bit
@@ -38,6 +38,7 @@ def evaluate(
         typer.Option(
             help="Score only the first N characters (of the held-out tail, or of --corpus).",
             min=2,
+            max=INT_MAX,
         ),
     ] = None,
     strict: Annotated[

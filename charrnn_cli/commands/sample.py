@@ -17,7 +17,7 @@ import typer
 
 from charrnn_cli import console
 from charrnn_cli import text as read_text
-from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
+from charrnn_cli.commands.options import INT_MAX, CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import UsageError
 from charrnn_cli.sampling.request import SampleRequest
 
@@ -34,7 +34,11 @@ def sample(
     length: Annotated[
         int,
         typer.Option(
-            "--len", "--length", help="Characters to generate (0 with --stream: unbounded).", min=0
+            "--len",
+            "--length",
+            help="Characters to generate (0 with --stream: unbounded).",
+            min=0,
+            max=INT_MAX,
         ),
     ] = 1000,
     seed: Annotated[
@@ -46,7 +50,7 @@ def sample(
         float, typer.Option(help="Sharper below 1, wilder above; 0 is greedy.", min=0.0, max=100.0)
     ] = 1.0,
     top_k: Annotated[
-        int | None, typer.Option(help="Draw only from the k likeliest.", min=1)
+        int | None, typer.Option(help="Draw only from the k likeliest.", min=1, max=INT_MAX)
     ] = None,
     top_p: Annotated[
         float | None,
@@ -58,8 +62,10 @@ def sample(
     beam_width: Annotated[
         int | None, typer.Option(help="The likeliest continuation by beam search.", min=1, max=1024)
     ] = None,
-    random_seed: Annotated[int | None, typer.Option(help="Same seed, same text.", min=0)] = None,
-    num: Annotated[int, typer.Option(help="How many samples.", min=1)] = 1,
+    random_seed: Annotated[
+        int | None, typer.Option(help="Same seed, same text.", min=0, max=INT_MAX)
+    ] = None,
+    num: Annotated[int, typer.Option(help="How many samples.", min=1, max=INT_MAX)] = 1,
     separator: Annotated[str, typer.Option(help="Between samples.")] = "\n\n",
     stream: Annotated[
         bool, typer.Option(help="With --len 0: generate until the reader stops.")
@@ -69,16 +75,24 @@ def sample(
     ] = "error",
     lines: Annotated[
         int | None,
-        typer.Option(help="Print this many whole lines, for a corpus of one item a line.", min=1),
+        typer.Option(
+            help="Print this many whole lines, for a corpus of one item a line.", min=1, max=INT_MAX
+        ),
     ] = None,
     novel: Annotated[
         bool, typer.Option(help="With --lines: drop lines found in the training corpus.")
     ] = False,
     unique: Annotated[bool, typer.Option(help="With --lines: no line twice.")] = False,
-    min_line_len: Annotated[int, typer.Option(help="With --lines: drop shorter lines.", min=0)] = 1,
+    min_line_len: Annotated[
+        int, typer.Option(help="With --lines: drop shorter lines.", min=0, max=INT_MAX)
+    ] = 1,
     max_line_len: Annotated[
         int | None,
-        typer.Option(help="With --lines: drop longer lines [4x the corpus's longest line].", min=1),
+        typer.Option(
+            help="With --lines: drop longer lines [4x the corpus's longest line].",
+            min=1,
+            max=INT_MAX,
+        ),
     ] = None,
     parallel: Annotated[
         int | None,

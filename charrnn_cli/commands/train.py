@@ -91,7 +91,12 @@ def train(
         int | None, _opt("Parallel streams [32].", PANEL_DATA, **config.limits("batch_size"))
     ] = None,
     val_fraction: Annotated[
-        float | None, _opt("Held-out tail of the corpus, inside (0, 1) [0.05].", PANEL_DATA)
+        float | None,
+        _opt(
+            "Held-out tail of the corpus, inside (0, 1) [0.05].",
+            PANEL_DATA,
+            **config.limits("val_fraction"),
+        ),
     ] = None,
     lr: Annotated[
         float | None, _opt("Peak learning rate [0.01].", PANEL_OPT, **config.limits("lr"))

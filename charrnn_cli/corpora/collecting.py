@@ -59,13 +59,12 @@ def collect(*, dry_run: bool = False, grace_s: float = GRACE_S) -> Collected:
     if not dry_run:
         for root in (paths.cache_dir(), paths.data_dir()):  # temps of dead processes, anywhere
             paths.sweep_tree(root)
-    if not cache.blob_dir().is_dir():
-        return result
-    if not dry_run:
+    if not dry_run and cache.blob_dir().is_dir():
         cache.migrate()
     named, for_runs = referenced()
     now, recent = time.time(), set[str]()
-    for blob in sorted(cache.blob_dir().glob("*.txt")):
+    blobs = sorted(cache.blob_dir().glob("*.txt")) if cache.blob_dir().is_dir() else []
+    for blob in blobs:
         sha = blob.stem
         if not cache.SHA_RE.fullmatch(sha):
             continue  # not a blob (a temp file was swept above)
