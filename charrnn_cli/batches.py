@@ -136,6 +136,10 @@ def deal(
 
 
 def restart_mask(seed: int, step: int, streams: int, p: float) -> torch.Tensor:
-    """(streams,) bool: which streams restart at `step`, a function of the seed and step only."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    """(streams,) bool: which streams restart at `step`, a function of the seed and step only.
+
+    The generator's seed is `seed * 1_000_003 + step` taken modulo 2**64 (what a generator
+    takes): the same draws as ever below that, and every --random-seed up to 2**63-1 works
+    (the multiplier is odd, so distinct seeds still get distinct generators at a step)."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**64)
     return torch.rand(streams, generator=gen) < p

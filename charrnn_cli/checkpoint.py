@@ -11,6 +11,7 @@ GPU-trained run samples on a laptop.
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 import random
@@ -34,14 +35,16 @@ def save(path: Path, payload: dict[str, Any]) -> None:
         torch.save({"format": FORMAT, **payload}, fh)
 
 
-def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint safely; any damage becomes a CorruptFileError naming the file."""
-    if not path.is_file():
+def load(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """Read a checkpoint safely (from `raw`, its bytes read already, when given); any damage
+    becomes a CorruptFileError naming the file."""
+    if raw is None and not path.is_file():
         raise CharrnnError(f"no checkpoint at {path}")
     try:
         with warnings.catch_warnings():  # torch warns about odd pickles: the error says it all
             warnings.simplefilter("ignore")
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            source = path if raw is None else io.BytesIO(raw)
+            data = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, random bytes, a refused pickle global...
         text = str(exc).strip()
         if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:

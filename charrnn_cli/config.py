@@ -76,6 +76,41 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
 
+# The range of every numeric field, (least, most), declared once and finite: the options of
+# `charrnn train` take them as Typer's min and max, and readback.py checks config.json and the
+# config in a checkpoint against them. Cross-field rules are `check`'s.
+INT_MAX = 2**63 - 1  # the largest whole number any option takes: torch's and numpy's int64
+BOUNDS: dict[str, tuple[int | float, int | float]] = {
+    "vocab_size": (0, 2**32),
+    "embed_size": (1, 16384),
+    "hidden_size": (1, 16384),
+    "layers": (1, 16),
+    "dropout": (0.0, 0.95),
+    "seq_len": (1, 100_000),
+    "batch_size": (1, 100_000),
+    "lr": (0.0, 10.0),
+    "warmup_steps": (0, INT_MAX),
+    "min_lr_fraction": (0.0, 1.0),
+    "weight_decay": (0.0, 100.0),
+    "restart_prob": (0.0, 1.0),
+    "grad_clip": (0.0, 1e9),
+    "epochs": (1, INT_MAX),
+    "max_steps": (1, INT_MAX),
+    "max_minutes": (0.0, 1e9),
+    "val_fraction": (0.0, 1.0),
+    "eval_every": (1, INT_MAX),
+    "eval_chars": (0, INT_MAX),
+    "save_every": (0.0, 1e9),
+    "random_seed": (0, INT_MAX),
+}
+
+
+def limits(key: str) -> dict[str, int | float]:
+    """A field's bounds as Typer's `min=` and `max=` (`**limits("layers")`)."""
+    low, high = BOUNDS[key]
+    return {"min": low, "max": high}
+
+
 # Options that may change on --resume; they do not alter what a step computes. In the order
 # the refusal names them.
 RESUMABLE_ANEW = ("epochs", "max_steps", "max_minutes", "device", "eval_every", "save_every")
@@ -178,8 +213,11 @@ def check(model: ModelConfig, train: TrainConfig) -> None:
         raise UsageError(f"--val-fraction must be inside (0, 1), got {train.val_fraction}")
     if train.max_minutes is not None and train.max_minutes <= 0:
         raise UsageError(f"--max-minutes must be positive, got {train.max_minutes}")
-    if train.eval_chars < 0:
-        raise UsageError(f"--eval-chars must be 0 (all) or more, got {train.eval_chars}")
+    if train.eval_chars < 0 or train.eval_chars == 1:  # one character has no next to score
+        raise UsageError(
+            f"--eval-chars must be 0 (all) or at least 2 (a character and the next one to "
+            f"predict), got {train.eval_chars}"
+        )
     if train.max_steps is not None and train.max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, got {train.max_steps}")
     if train.precision != "fp32" and train.device == "cpu":

@@ -194,6 +194,8 @@ def _cached(digest: str, kind: Kind, hashed: bool = False) -> Encoded | None:
         dtype = smallest_dtype(len(vocab))
         if counts.shape != (len(vocab),) or counts.min() < 0 or counts.sum() != length:
             return None
+        if kind == "chars" and counts.min() == 0:  # each character of the vocabulary occurs
+            return None
         if not hashed and file_sha256(ids_path) != npy_sha256:
             return None
         ids = np.load(ids_path, mmap_mode="r", allow_pickle=False) if length else None
@@ -233,6 +235,7 @@ def load(
     folder = paths.cache_dir() / "encoded"
     with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True)
+    paths.sweep_stale_temps(folder)  # an encoding killed before (SIGKILL, OOM, hang-up)
     lock = folder / f"{sha256}.lock" if sha256 else None
     with (
         locks.file_lock(lock, wait=LOCK_WAIT_S, best_effort=True)
@@ -268,7 +271,8 @@ def _encode(path: Path, sha256: str | None, kind: Kind, progress: Progress | Non
         meta = {"kind": kind, "vocab": plan.vocab, "length": plan.length}
         meta["npy_sha256"] = sink.file_sha256.hexdigest()
         paths.atomic_write_text(meta_path, json.dumps({**meta, "counts": plan.counts.tolist()}))
-    except (OSError, WriteError):  # a read-only cache: the ids are held in memory instead
+    except (OSError, WriteError) as exc:  # a read-only cache: the ids are held in memory
+        unwritable(exc, ids_path, plan.length * plan.dtype.itemsize)
         held = _Sink(plan, label)
         held.fill(lambda: open(path, "rb"), kind, step)
         return Encoded(held.held, plan.vocab, plan.sha256, plan.counts, kind)
@@ -276,6 +280,22 @@ def _encode(path: Path, sha256: str | None, kind: Kind, progress: Progress | Non
     if hit is None:
         raise CharrnnError(f"the encoding of {label} could not be read back from {ids_path}")
     return hit
+
+
+def unwritable(exc: OSError | WriteError, path: Path, need: int) -> None:
+    """A cache entry of `need` bytes that could not be written: a full disk is the user's to
+    fix (a WriteError, one line: holding a 10 GB corpus's ids in memory instead would end in
+    an OOM kill that blames the model); a folder that may not be written (read-only, no
+    permission) is said on stderr, and the caller holds the ids, no more, in memory."""
+    if paths.is_disk_full(exc):
+        if isinstance(exc, OSError):
+            exc = paths.write_error(path, exc)
+        raise WriteError(f"{exc} (the encoding needs {need / 1e6:,.0f} MB)") from None
+    from charrnn_cli import console
+
+    why = exc.strerror if isinstance(exc, OSError) else str(exc)
+    console.warn(f"cannot cache the encoding in {path.parent} ({why}): the ids are held in "
+                 f"memory ({need / 1e6:,.0f} MB) and encoded again next time")  # fmt: skip
 
 
 def encode_bytes(data: bytes, label: str = "the corpus") -> tuple[np.ndarray, str]:

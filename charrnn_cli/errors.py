@@ -98,7 +98,9 @@ class CorruptFileError(CharrnnError):
 
 class WriteError(CharrnnError):
     """A file could not be written (disk full, size limit, read-only, no permission); whatever
-    was there before is unchanged and no temp file is left."""
+    was there before is unchanged and no temp file is left. `errno` is the refusal's."""
+
+    errno: int | None = None
 
 
 class BusyError(CharrnnError):

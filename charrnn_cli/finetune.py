@@ -42,23 +42,22 @@ def extend(state: dict[str, torch.Tensor], new_rows: int) -> dict[str, torch.Ten
 
 def init_from(model: CharRNN, job: Job, comm: Comm) -> None:
     """Load the parent's checkpoint into `model` (built for the job's extended vocabulary) and
-    fill in the record's step and sha256. Every rank reads the file; they must have read the
-    same bytes, or all of them stop."""
+    fill in the record's step and sha256. The file is read once, through one descriptor, so
+    the bytes hashed are the bytes loaded even while the parent's trainer replaces it; every
+    rank reads it, and they must have read the same bytes, or all of them stop. A parent
+    removed meanwhile (`runs rm`) is one line, not an internal error."""
     parent = job.parent
     assert parent is not None
     if parent.checkpoint == FOLDER:  # an exported folder: safetensors, never unpickled
         from charrnn_cli.export import TENSORS, folder
 
         path = Path(parent.run) / TENSORS
-        digest = _sha256(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
         ck = folder.checkpoint_of(Path(parent.run))
     else:
-        path = store.run_dir(parent.run) / f"{parent.checkpoint}.pt"
-        digest = _sha256(path)
-        ck = checkpoint.load(path)
-    steady = _sha256(path) == digest  # the parent is still training: best.pt was replaced
+        path, digest, ck = _read_checkpoint(parent.run, parent.checkpoint)
     first = comm.broadcast_object(digest)
-    if comm.any(not steady or digest != first)[0]:
+    if comm.any(digest != first)[0]:
         raise CharrnnError(
             f"{path} changed while it was read (is run {parent.run!r} still training?): "
             "try again, or fine-tune from a run that is not training"
@@ -84,9 +83,19 @@ def _check_fits(ck: dict[str, Any], path: Path, job: Job, old_vocab: str) -> Non
             raise CorruptFileError(f"{path}'s {key} differs from its run's config.json")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _read_checkpoint(run: str, which: str) -> tuple[Path, str, dict[str, Any]]:
+    """A parent run's checkpoint, read once through one descriptor: its path, the sha256 of the
+    bytes read and the checkpoint loaded from those same bytes."""
+    path = store.run_dir(run) / f"{which}.pt"
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CharrnnError(
+            f"run {run!r}, the run this one fine-tunes, lost its {path.name} (removed "
+            "while this run was being prepared?): nothing was trained; fine-tune from a run "
+            "that is there"
+        ) from None
+    except OSError as exc:
+        raise CorruptFileError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    return path, hashlib.sha256(data).hexdigest(), checkpoint.load(path, data)

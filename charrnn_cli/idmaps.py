@@ -30,6 +30,7 @@ from charrnn_cli.encode import (
     file_sha256,
     npy_header,
     smallest_dtype,
+    unwritable,
 )
 from charrnn_cli.errors import CharrnnError, WriteError
 
@@ -151,6 +152,7 @@ def _write(
                     progress(start + len(part), len(data.ids))  # characters, as encoding
         meta = {"vocab": vocab, "length": len(data.ids), "npy_sha256": digest.hexdigest()}
         paths.atomic_write_text(meta_path, json.dumps(meta))
-    except (OSError, WriteError):
+    except (OSError, WriteError) as exc:  # a full disk: one line; read-only: in memory
+        unwritable(exc, ids_path, len(data.ids) * table.dtype.itemsize)
         return None
     return _cached(data, vocab, hashed=True)

@@ -49,7 +49,7 @@ def prepare(
     check_data(data.ids, train_cfg, comm.world, data.distinct)
     name = store.check_name(run) if run else store.new_name(cf.name, model_cfg.cell)
     name = str(comm.broadcast_object(name))
-    if comm.is_main and (store.run_dir(name) / store.CONFIG).exists():
+    if run and comm.is_main and (store.run_dir(name) / store.CONFIG).exists():
         raise CharrnnError(
             f"run {name!r} already exists: continue it with --resume, pick another --run, "
             f"or remove it with `charrnn runs rm {name}`"

@@ -1,10 +1,12 @@
 """The one exclusive file lock of charrnn: a run's `.lock` and a corpus's `<name>.lock`.
 
 `file_lock(path)` opens the lock file (creating it), takes an exclusive `flock` at once or
-within `wait` seconds, and stamps it "pid N" so a refused process can name the holder; on
-leaving, the stamp is cleared (no stale pid for the next message) and the lock released. Where
-`flock` does not exist (Windows) every lock counts as held: unique temp files and `os.replace`
-keep the files whole anyway. Standard library and `charrnn_cli.paths` only.
+within `wait` seconds (on the file still at the path: one removed by its holder meanwhile is
+opened again, so `fetch --gc` may free a lock file while it holds it), and stamps it "pid N"
+so a refused process can name the holder; on leaving, the stamp is cleared (no stale pid for
+the next message) and the lock released. Where `flock` does not exist (Windows) every lock
+counts as held: unique temp files and `os.replace` keep the files whole anyway.
+Standard library and `charrnn_cli.paths` only.
 """
 
 from __future__ import annotations
@@ -54,8 +56,15 @@ def file_lock(path: Path, *, wait: float = 0.0, best_effort: bool = False) -> It
     be created is a `WriteError`, or with `best_effort` a lock not held."""
     lock = Lock(_open(path, best_effort))
     try:
-        if lock.fh is not None:
+        while lock.fh is not None:
             lock.held = _acquire(lock.fh, wait, best_effort)
+            if not lock.held or _still_there(lock.fh, path):
+                break
+            # removed by its holder (`fetch --gc` frees a lock file it holds) after this process
+            # opened it: a lock on that file guards nothing, so lock the one at the path now
+            _release(lock.fh)
+            lock.fh.close()
+            lock.fh, lock.held = _open(path, best_effort), False
         if lock.held and lock.fh is not None:
             with contextlib.suppress(OSError):  # without the stamp a refusal says less, that is all
                 _stamp(lock.fh, f"pid {os.getpid()}")
@@ -96,6 +105,15 @@ def _acquire(fh: IO[str], wait: float, best_effort: bool) -> bool:
                 return False
             raise
         time.sleep(POLL_S)
+
+
+def _still_there(fh: IO[str], path: Path) -> bool:
+    """Whether the open lock file is still the file at `path` (not removed or replaced)."""
+    try:
+        mine, there = os.fstat(fh.fileno()), os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _stamp(fh: IO[str], text: str) -> None:

@@ -62,16 +62,36 @@ def check_name(name: str, kind: str) -> str:
     return name
 
 
+FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def make_name(text: str, fallback: str = "corpus", limit: int = NAME_MAX) -> str:
+    """`text` made into a valid name (`is_name`) of at most `limit` characters: other
+    characters become '-', runs of dots one dot, and what may not start or end a name is cut;
+    `fallback` when nothing is left. Every name charrnn makes itself goes through here."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text)
+    name = re.sub(r"\.{2,}", ".", name).lstrip("._-")[:limit].rstrip("-")
+    return name if is_name(name) else fallback
+
+
 def is_storage_error(exc: BaseException) -> bool:
     """Whether `exc` is an OSError saying the disk or folder refuses the write."""
     return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (an OSError, or the WriteError made of one) says the disk is full: no
+    space, a quota or a file-size limit, as opposed to a folder that may not be written."""
+    return getattr(exc, "errno", None) in FULL_ERRNOS
 
 
 def write_error(path: Path | str | None, exc: OSError) -> WriteError:
     """The one-line error for a failed write of `path`."""
     reason = STORAGE_ERRNOS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
     where = f"cannot write {path}" if path else "cannot write a file"
-    return WriteError(f"{where}: {reason}; nothing was changed: {storage_hint(exc, path)}")
+    error = WriteError(f"{where}: {reason}; nothing was changed: {storage_hint(exc, path)}")
+    error.errno = exc.errno
+    return error
 
 
 def storage_hint(exc: OSError, path: Path | str | None = None) -> str:
@@ -213,6 +233,7 @@ def atomic_file(final: Path, mode: str = "wb") -> Iterator[Pending]:
     try:
         with storage_errors(final):  # a full disk: one clear line, the old file kept
             final.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale_temps(final.parent, final.name)  # a killed writer's, wherever
             with open(tmp, mode, encoding=encoding) as fh:
                 pending = Pending(fh, final)
                 yield pending
@@ -266,13 +287,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale_temps(folder: Path) -> list[Path]:
-    """Remove temp files in `folder` left by processes that no longer run; return them."""
+def sweep_stale_temps(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove temp files in `folder` left by processes that no longer run (only those of the
+    file `name`, when given: what a writer of that file sweeps first); return them."""
     removed: list[Path] = []
-    if not folder.is_dir():
+    prefix = f".{name}." if name is not None else "."
+    try:
+        entries = [e.name for e in os.scandir(folder)]
+    except OSError:  # not there (yet), or not readable: nothing to sweep
         return removed
-    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
-        parts = tmp.name.rsplit(".", 3)  # [.name, pid, uuid, tmp]
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(TMP_SUFFIX)):
+            continue
+        parts = entry.rsplit(".", 3)  # [.name, pid, uuid, tmp]
         try:
             pid = int(parts[-3])
         except (IndexError, ValueError):
@@ -280,6 +307,15 @@ def sweep_stale_temps(folder: Path) -> list[Path]:
         if pid == os.getpid() or pid_alive(pid):
             continue
         with contextlib.suppress(OSError):
-            tmp.unlink()
-            removed.append(tmp)
+            (folder / entry).unlink()
+            removed.append(folder / entry)
+    return removed
+
+
+def sweep_tree(root: Path) -> list[Path]:
+    """`sweep_stale_temps` in `root` and every folder below it (not following links): the
+    temps of dead processes wherever charrnn writes inside its own folders."""
+    removed: list[Path] = []
+    for folder, _, _ in os.walk(root):
+        removed += sweep_stale_temps(Path(folder))
     return removed

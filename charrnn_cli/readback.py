@@ -4,8 +4,11 @@ edited or damaged by hand.
 A run's config.json (and the config inside a checkpoint) must have the sections and field types
 the dataclasses of config.py declare, and a fine-tuned run's `parent` record its fields; a
 metrics.jsonl line must be a JSON object with a whole `step` and numbers (or null) where numbers
-go. The checks return what is wrong, in words that name the field, and leave it to the caller to
-name the file and decide: refuse the command on that run, or list the run with a warning.
+go. Numbers are checked for range too (config.BOUNDS, the choices of a Literal, the rules of
+config.check; a metric is never negative), so a hand-edited `"layers": 0` is one line naming
+the file, never an error deep in torch. The checks return what is wrong, in words that name
+the field, and leave it to the caller to name the file and decide: refuse the command on that
+run, or list the run with a warning.
 Standard library and config.py only (no torch).
 """
 
@@ -17,10 +20,11 @@ import math
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args, get_origin, get_type_hints
 
-from charrnn_cli.config import CELLS, ModelConfig, TrainConfig
-from charrnn_cli.errors import CorruptFileError
+from charrnn_cli import config
+from charrnn_cli.config import ModelConfig, TrainConfig
+from charrnn_cli.errors import CorruptFileError, UsageError
 
 MAX_LINE = 1 << 16  # bytes in a metrics line; charrnn writes about 200
 MAX_PROBLEMS = 3  # damaged lines of a file named one by one; the rest are counted
@@ -65,15 +69,58 @@ def _kind(f: Any) -> str:
     return type(f.default).__name__
 
 
+def _choices(kind: type) -> dict[str, tuple[str, ...]]:
+    """The fields of a config dataclass that take one of a few words (a Literal), and those."""
+    hints = get_type_hints(kind)
+    return {name: get_args(hint) for name, hint in hints.items() if get_origin(hint) is Literal}
+
+
+def _range_problem(label: str, value: Any) -> str | None:
+    """A field outside its range in config.BOUNDS (None: no bound, or no value)."""
+    key = label.rsplit(".", 1)[-1]
+    if key not in config.BOUNDS or value is None:
+        return None
+    low, high = config.BOUNDS[key]
+    if value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"at least {low}"
+        return f"{label} is {_shown(value)}, out of range ({span})"
+    return None
+
+
 def section_problem(section: Any, kind: type, label: str) -> str | None:
     """What is wrong with a config section (`model` or `train`) checked against the dataclass
-    `kind`; fields it does not know are left alone (a newer charrnn may add some)."""
+    `kind`: each field's type, its range (config.BOUNDS) or its choices (a Literal); fields it
+    does not know are left alone (a newer charrnn may add some)."""
     if not isinstance(section, dict):
         return f"{label} is not a JSON object"
+    choices = _choices(kind)
     for f in fields(kind):
+        if f.name not in section:
+            continue
+        value, where = section[f.name], f"{label}.{f.name}"
         check = _KINDS.get(_kind(f))
-        if f.name in section and check is not None and not check(section[f.name]):
-            return f"{label}.{f.name} is {_shown(section[f.name])}, not {_WORDS[_kind(f)]}"
+        if check is not None and not check(value):
+            return f"{where} is {_shown(value)}, not {_WORDS[_kind(f)]}"
+        if f.name in choices and value not in choices[f.name]:
+            return f"{where} is {_shown(value)}, not one of {', '.join(choices[f.name])}"
+        if (why := _range_problem(where, value)) is not None:
+            return why
+    return None
+
+
+def _rules_problem(data: dict[str, Any]) -> str | None:
+    """What the cross-field rules (config.check) and the vocabulary's size say is wrong with
+    sections whose fields each passed."""
+    try:
+        model, train = config.from_dict(data)
+        config.check(model, train)
+    except UsageError as exc:  # said with option names: the fields have the same
+        return str(exc)
+    except (TypeError, ValueError) as exc:
+        return f"the model and train sections do not make a config ({exc})"
+    vocab = data.get("vocab")
+    if isinstance(vocab, str) and model.vocab_size and model.vocab_size != len(vocab):
+        return f"model.vocab_size is {model.vocab_size}, but vocab has {len(vocab)} characters"
     return None
 
 
@@ -88,14 +135,11 @@ def config_problem(data: Any, *, corpus: bool = True) -> str | None:
         return f"format is {_shown(data['format'])}, not a whole number"
     why = section_problem(data["model"], ModelConfig, "model")
     why = why or section_problem(data["train"], TrainConfig, "train")
-    cell = data["model"].get("cell", CELLS[0]) if why is None else CELLS[0]
-    if cell not in CELLS:
-        why = f"model.cell is {_shown(cell)}, not one of {', '.join(CELLS)}"
     if why is None and corpus and "corpus" in data and not isinstance(data["corpus"], dict):
         why = "corpus is not a JSON object"
     if why is None and "vocab" in data and not isinstance(data["vocab"], str):
         why = "vocab is not a string"
-    return why or parent_problem(data.get("parent"))
+    return why or _rules_problem(data) or parent_problem(data.get("parent"))
 
 
 def parent_problem(parent: Any) -> str | None:
@@ -114,6 +158,11 @@ def parent_problem(parent: Any) -> str | None:
     if parent.get("corpus") is not None and not isinstance(parent["corpus"], dict):
         return "parent.corpus is not a JSON object"
     return None
+
+
+def _nonnegative(value: Any) -> bool:
+    """Every number of a metrics line (time, rate, loss, speed, epoch) is finite and >= 0."""
+    return is_number(value) and value >= 0
 
 
 def field(data: Any, key: str, check: Any = None) -> Any:
@@ -140,7 +189,7 @@ def metrics_row(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
         return None, "not a JSON object"
     if not is_int(row.get("step")):
         return None, f"step is {_shown(row.get('step'))}, not a whole number"
-    bad = [k for k in METRIC_NUMBERS if row.get(k) is not None and not is_number(row[k])]
+    bad = [k for k in METRIC_NUMBERS if row.get(k) is not None and not _nonnegative(row[k])]
     for key in bad:
         del row[key]
     return row, (f"{', '.join(bad)} not a number" if bad else None)

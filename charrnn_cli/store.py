@@ -19,7 +19,6 @@ import functools
 import json
 import math
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -47,13 +46,18 @@ def runs_dir() -> Path:
 
 
 def new_name(corpus: str, cell: str) -> str:
-    """A readable, unused name such as `tinyshakespeare-lstm-20261128-1704`."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus).strip("-.") or "corpus"
-    base = f"{stem[:40]}-{cell}-{time.strftime('%Y%m%d-%H%M')}"
-    name, n = base, 2
-    while (runs_dir() / name).exists():
-        name, n = f"{base}-{n}", n + 1
-    return name
+    """A readable, valid name such as `tinyshakespeare-lstm-20261128-1704` for a run of
+    `corpus`, whatever the corpus's file is called (`_names.txt`, `a..b.txt`); not yet
+    claimed: `lock(name, pick=True)` takes it or the first free `name-2`, `name-3`, ..."""
+    stem = paths.make_name(corpus, limit=40)
+    return paths.make_name(f"{stem}-{cell}-{time.strftime('%Y%m%d-%H%M')}", fallback="run")
+
+
+def _candidates(name: str, pick: bool) -> Iterator[str]:
+    """`name`, then (when charrnn picked it) `name-2`, `name-3`, ..."""
+    yield name
+    for n in range(2, 10_000 if pick else 2):
+        yield f"{name[: paths.NAME_MAX - 6]}-{n}"
 
 
 def run_dir(name: str) -> Path:
@@ -216,26 +220,46 @@ def remove(name: str) -> Path:
 
 
 @contextlib.contextmanager
-def lock(name: str) -> Iterator[None]:
-    """Hold the run's lock while training; a second trainer is refused at once.
+def lock(name: str, pick: bool = False) -> Iterator[str]:
+    """Hold the run's lock while training; a second trainer is refused at once. Yields the
+    name held: with `pick` (a name charrnn chose, not the user) the first of `name`,
+    `name-2`, ... that no other trainer holds and no run has, so two trainings started at
+    the same instant take two names instead of one refusing the other.
 
     Once held, temp files of a trainer killed mid-save are swept; a run folder this call made
     that holds nothing but the lock at the end (training failed before writing) is removed."""
+    for candidate in _candidates(name, pick):
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(_lock_one(candidate, pick))
+            except BusyError:
+                if pick:
+                    continue
+                raise
+            yield candidate
+            return
+    raise BusyError(f"every name from {name!r} on is taken; pick one with --run")
+
+
+@contextlib.contextmanager
+def _lock_one(name: str, fresh: bool) -> Iterator[None]:
     folder = run_dir(name)
     created = not folder.exists()
     with paths.storage_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
     with locks.file_lock(folder / ".lock") as run_lock:
-        if not run_lock.held:
-            raise BusyError(
-                f"run {name!r} is being trained by {run_lock.holder()}; "
-                "wait for it or use another --run"
-            )
         try:
+            if not run_lock.held:
+                raise BusyError(
+                    f"run {name!r} is being trained by {run_lock.holder()}; "
+                    "wait for it or use another --run"
+                )
+            if fresh and (folder / CONFIG).exists():  # taken between the pick and the lock
+                raise BusyError(f"run {name!r} already exists")
             paths.sweep_stale_temps(folder)
             yield
         finally:
-            if created:
+            if created and run_lock.held:
                 with contextlib.suppress(OSError):
                     if [p.name for p in folder.iterdir()] == [".lock"]:
                         (folder / ".lock").unlink()

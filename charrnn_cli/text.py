@@ -1,8 +1,11 @@
 """What counts as text for charrnn: UTF-8, checked as it streams, a bad byte named by offset.
 
-One rule and one message for every way text comes in (a download, an imported file or stdin,
-a corpus being encoded for training, the text `charrnn eval` scores): bytes that are not UTF-8
-are a `CorruptFileError` (exit 4) naming the file and the byte offset of the first bad byte.
+One decoder, one rule and one message for every way text comes in: an argument (`sample
+--seed`, `viz --text`), stdin (`-`), a file or a corpus name (`eval --corpus`, `viz --corpus`,
+`sample --seed -`), a download, an import, a corpus being encoded for training. Bytes that are
+not UTF-8 are a `CorruptFileError` (exit 4) naming where they came from and the byte offset of
+the first bad byte. Text is read as bytes and decoded here, never in Python's text mode, so a
+carriage return stays one (CRLF text scores the same in `eval`, `viz` and training).
 `Utf8Stream` decodes chunk by chunk, so a character split between chunks is fine; `TextSink`
 also writes, hashes and refuses NUL bytes and empty corpora.
 """
@@ -10,7 +13,10 @@ also writes, hashes and refuses NUL bytes and empty corpora.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -54,6 +60,60 @@ def read_blocks(stream: IO[bytes], label: str | Path, size: int) -> Iterator[str
             yield text
     if text := utf8.decode(b"", final=True):
         yield text
+
+
+def argument(value: str, where: str) -> str:
+    """Text given as a command-line argument (`where`: "--text"). Python keeps argv bytes that
+    are not UTF-8 as lone surrogates; they are the one error, with the byte offset."""
+    if not any("\udc80" <= c <= "\udcff" for c in value):
+        return value
+    return decode(os.fsencode(value), where)
+
+
+def decode(data: bytes, where: str | Path) -> str:
+    """Bytes held whole (an argument, a small stdin) as text: the one decoder and error."""
+    return Utf8Stream(where).decode(data, final=True)
+
+
+@contextlib.contextmanager
+def open_source(spec: str) -> Iterator[tuple[IO[bytes], str]]:
+    """The bytes of `-` (stdin), a file (or a pipe or device named as one) or a cached corpus
+    name, and the label errors name it by."""
+    if spec == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # a stdin replaced by text (an embedding program): its bytes back
+            import io
+
+            stdin = io.BytesIO(sys.stdin.read().encode("utf-8", "surrogateescape"))
+        yield stdin, "stdin"
+        return
+    path = paths.user_path(spec)
+    if not path.exists() or path.is_dir():  # a name
+        from charrnn_cli import corpora
+
+        path = corpora.resolve(spec).path
+    with open(path, "rb") as fh:
+        yield fh, str(path)
+
+
+def blocks(spec: str, size: int) -> Iterator[str]:
+    """The text of `spec` (see `open_source`) in blocks of at most `size` characters."""
+    with open_source(spec) as (fh, label):
+        yield from read_blocks(fh, label, size)
+
+
+def read_start(spec: str, limit: int) -> tuple[str, bool]:
+    """The first `limit` characters of `spec` and whether there were more; the bytes after
+    them are not read (nor checked)."""
+    got: list[str] = []
+    held = 0
+    for block in blocks(spec, min(max(limit, 1), 1 << 20) + 1):
+        got.append(block)
+        held += len(block)
+        if held > limit:
+            break
+    text = "".join(got)
+    return text[:limit], len(text) > limit
 
 
 class TextSink:

@@ -13,6 +13,8 @@ Torch- and numpy-free: the sampler and `charrnn eval` call it on what they alrea
 
 from __future__ import annotations
 
+import codecs
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -33,36 +35,42 @@ def seed_ids(text: str, kind: Kind, vocab: str) -> list[int]:
     return [index[c] for c in text]
 
 
+class _Replaced(threading.local):
+    count = 0  # invalid sequences replaced in this thread since the last feed began
+
+
+_REPLACED = _Replaced()
+
+
+def _replace_and_count(exc: UnicodeError) -> tuple[str, int]:
+    """Python's "replace" (one U+FFFD a maximal invalid sequence), counted."""
+    assert isinstance(exc, UnicodeDecodeError)
+    _REPLACED.count += 1
+    return REPLACEMENT, exc.end
+
+
+codecs.register_error("charrnn-count-replace", _replace_and_count)
+
+
 class Utf8Bytes:
     """Incremental UTF-8 decoding of sampled bytes (each given as the character chr(byte)).
 
     `feed` returns the text that is complete so far; a character whose bytes have not all
     arrived waits for the next call. An invalid sequence becomes one U+FFFD (as Python's
     "replace" does) and is counted in `replaced`; `finish` flushes a cut-off character the
-    same way.
+    same way. One pass over the bytes, however many sequences are invalid (an incremental
+    decoder with a counting error handler, never the rest of the text copied at each one).
     """
 
     def __init__(self) -> None:
-        self.pending = b""
+        self.decoder = codecs.getincrementaldecoder("utf-8")("charrnn-count-replace")
         self.replaced = 0
 
     def feed(self, chars: str, final: bool = False) -> str:
-        data = self.pending + chars.encode("latin-1")
-        out: list[str] = []
-        while data:
-            try:
-                out.append(data.decode("utf-8"))
-                data = b""
-            except UnicodeDecodeError as exc:
-                out.append(data[: exc.start].decode("utf-8"))
-                if exc.reason == "unexpected end of data" and not final:
-                    data = data[exc.start :]  # a character begun: wait for its other bytes
-                    break
-                out.append(REPLACEMENT)
-                self.replaced += 1
-                data = data[exc.end :]
-        self.pending = data
-        return "".join(out)
+        _REPLACED.count = 0
+        text = self.decoder.decode(chars.encode("latin-1"), final)
+        self.replaced += _REPLACED.count
+        return text
 
     def finish(self) -> str:
         """The rest, at the end of a sample: a cut-off character becomes U+FFFD."""

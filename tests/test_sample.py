@@ -143,5 +143,5 @@ def test_a_long_seed_is_fed_in_pieces_to_the_same_state(cell):
 def test_a_seed_that_is_not_utf8_says_so_and_where(cli, trained, monkeypatch):
     stdin_bytes(monkeypatch, b"the \xff\xfe")
     r = cli("sample", "--run", "m", "--seed", "-", "--len", "5")
-    assert r.code == 2 and "not UTF-8" in r.err and "byte 4" in r.err, r.err
+    assert r.code == 4 and "not UTF-8" in r.err and "byte 4" in r.err, r.err
     assert "udc" not in r.err and len(r.err.strip().splitlines()) == 1

@@ -140,7 +140,7 @@ def test_text_mistakes_get_one_line(cli, run, text_file, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"the cat \xff\xfe")
     r = cli("viz", "surprise", "--run", run, "--corpus", str(bad))
-    assert r.code == 1 and "UTF-8" in r.err
+    assert r.code == 4 and "not UTF-8 text at byte 8" in r.err
     r = cli("viz", "surprise", "--run", run, "--text", "ZZZ")
     assert r.code == 2 and "fewer than 2 characters" in r.err
     r = cli("viz", "surprise", "--run", run, "--text", "the cat sat", "--max-chars", "5")

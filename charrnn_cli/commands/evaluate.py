@@ -12,15 +12,16 @@ kinds compare.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from typing import IO, Annotated
+from typing import Annotated
 
 import typer
 
-from charrnn_cli import console, paths, store
-from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
+from charrnn_cli import console, store
+from charrnn_cli import text as read_text
+from charrnn_cli.commands.options import INT_MAX, CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import CharrnnError
+
+LN2 = 0.6931471805599453  # nats per bit
 
 BLOCK_CHARS = 4_000_000  # characters scored per block of a --corpus text
 
@@ -37,6 +38,7 @@ def evaluate(
         typer.Option(
             help="Score only the first N characters (of the held-out tail, or of --corpus).",
             min=2,
+            max=INT_MAX,
         ),
     ] = None,
     strict: Annotated[
@@ -111,7 +113,8 @@ def _text(model, corpus: str, vocab: str, kind: str, strict: bool, max_chars: in
     Python API's `score` calls the same `score_text`)."""
     from charrnn_cli.evaluate import score_text
 
-    return score_text(model, _blocks(corpus), vocab, kind, strict=strict, max_chars=max_chars)
+    blocks = read_text.blocks(corpus, BLOCK_CHARS)
+    return score_text(model, blocks, vocab, kind, strict=strict, max_chars=max_chars)
 
 
 def _run_corpus(name: str):
@@ -125,22 +128,3 @@ def _run_corpus(name: str):
         return corpora.stored(config.get("corpus"))
     except CorruptFileError as exc:
         raise CorruptFileError(f"{store.run_dir(name) / store.CONFIG}: {exc}") from None
-
-
-def _blocks(spec: str) -> Iterator[str]:
-    """The text of `spec` in blocks of at most BLOCK_CHARS characters; bytes that are not UTF-8
-    are a CorruptFileError (exit 4) naming the file and the byte offset."""
-
-    from charrnn_cli.text import read_blocks
-
-    if spec == "-":
-        stdin: IO[bytes] = sys.stdin.buffer
-        yield from read_blocks(stdin, "stdin", BLOCK_CHARS)
-        return
-    path = paths.user_path(spec)
-    if not path.exists() or path.is_dir():  # a name; a pipe or a device streams like a file
-        from charrnn_cli import corpora
-
-        path = corpora.resolve(spec).path
-    with open(path, "rb") as fh:
-        yield from read_blocks(fh, path, BLOCK_CHARS)

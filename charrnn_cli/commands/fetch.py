@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from charrnn_cli import console
+from charrnn_cli.commands.options import INT_MAX
 from charrnn_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def fetch(
         typer.Option(
             "--max-bytes",
             min=1,
+            max=INT_MAX,
             help="Size cap of the pysrc corpus (default: 4000000).",
             show_default=False,
         ),

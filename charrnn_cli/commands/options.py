@@ -6,7 +6,9 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from charrnn_cli import store
+from charrnn_cli import config, store
+
+INT_MAX = config.INT_MAX  # every whole-number option's largest value: the type's limit (int64)
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 PANEL_RUN = "Run"  # `charrnn train --help` groups its options in panels

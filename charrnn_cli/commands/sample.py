@@ -8,7 +8,6 @@ on stderr counting what it dropped and why.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterable
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from charrnn_cli import console
-from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
+from charrnn_cli import text as read_text
+from charrnn_cli.commands.options import INT_MAX, CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.errors import UsageError
 from charrnn_cli.sampling.request import SampleRequest
 
@@ -34,7 +34,11 @@ def sample(
     length: Annotated[
         int,
         typer.Option(
-            "--len", "--length", help="Characters to generate (0 with --stream: unbounded).", min=0
+            "--len",
+            "--length",
+            help="Characters to generate (0 with --stream: unbounded).",
+            min=0,
+            max=INT_MAX,
         ),
     ] = 1000,
     seed: Annotated[
@@ -46,7 +50,7 @@ def sample(
         float, typer.Option(help="Sharper below 1, wilder above; 0 is greedy.", min=0.0, max=100.0)
     ] = 1.0,
     top_k: Annotated[
-        int | None, typer.Option(help="Draw only from the k likeliest.", min=1)
+        int | None, typer.Option(help="Draw only from the k likeliest.", min=1, max=INT_MAX)
     ] = None,
     top_p: Annotated[
         float | None,
@@ -58,8 +62,10 @@ def sample(
     beam_width: Annotated[
         int | None, typer.Option(help="The likeliest continuation by beam search.", min=1, max=1024)
     ] = None,
-    random_seed: Annotated[int | None, typer.Option(help="Same seed, same text.", min=0)] = None,
-    num: Annotated[int, typer.Option(help="How many samples.", min=1)] = 1,
+    random_seed: Annotated[
+        int | None, typer.Option(help="Same seed, same text.", min=0, max=INT_MAX)
+    ] = None,
+    num: Annotated[int, typer.Option(help="How many samples.", min=1, max=INT_MAX)] = 1,
     separator: Annotated[str, typer.Option(help="Between samples.")] = "\n\n",
     stream: Annotated[
         bool, typer.Option(help="With --len 0: generate until the reader stops.")
@@ -69,16 +75,24 @@ def sample(
     ] = "error",
     lines: Annotated[
         int | None,
-        typer.Option(help="Print this many whole lines, for a corpus of one item a line.", min=1),
+        typer.Option(
+            help="Print this many whole lines, for a corpus of one item a line.", min=1, max=INT_MAX
+        ),
     ] = None,
     novel: Annotated[
         bool, typer.Option(help="With --lines: drop lines found in the training corpus.")
     ] = False,
     unique: Annotated[bool, typer.Option(help="With --lines: no line twice.")] = False,
-    min_line_len: Annotated[int, typer.Option(help="With --lines: drop shorter lines.", min=0)] = 1,
+    min_line_len: Annotated[
+        int, typer.Option(help="With --lines: drop shorter lines.", min=0, max=INT_MAX)
+    ] = 1,
     max_line_len: Annotated[
         int | None,
-        typer.Option(help="With --lines: drop longer lines [4x the corpus's longest line].", min=1),
+        typer.Option(
+            help="With --lines: drop longer lines [4x the corpus's longest line].",
+            min=1,
+            max=INT_MAX,
+        ),
     ] = None,
     parallel: Annotated[
         int | None,
@@ -109,6 +123,8 @@ def sample(
         try:
             _write(generate(model, request, report), separator, whole_lines=lines is not None)
         finally:
+            if report.rules is not None and report.rules.note:
+                console.warn(report.rules.note)
             if (summary := report.lines_summary()) is not None:
                 console.log(summary)
     if report.replaced:
@@ -116,29 +132,15 @@ def sample(
 
 
 def _read_seed(seed: str | None) -> str:
-    """The seed's text (stdin's for `-`, of any length); bytes that are not UTF-8, from stdin or
-    in the argument itself, are a usage error saying where, never unknown characters."""
-    if seed == "-":
-        stream = getattr(sys.stdin, "buffer", None)
-        data = (
-            stream.read()
-            if stream is not None
-            else sys.stdin.read().encode("utf-8", "surrogateescape")
-        )
-        where = "--seed - (stdin)"
-        if not data:
-            raise UsageError("--seed - read nothing from stdin")
-    elif seed and any("\udc80" <= c <= "\udcff" for c in seed):  # undecodable argv bytes
-        data, where = os.fsencode(seed), "--seed"
-    else:
-        return seed or ""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"the seed from {where} is not UTF-8 text (byte {exc.start}: "
-            f"{data[exc.start : exc.start + 1]!r}); convert it to UTF-8 first"
-        ) from None
+    """The seed's text (stdin's for `-`, of any length), through the one decoder: bytes that
+    are not UTF-8, from stdin or in the argument itself, are the one error saying where."""
+    if seed != "-":
+        return read_text.argument(seed or "", "--seed")
+    with read_text.open_source("-") as (stdin, _):
+        data = stdin.read()
+    if not data:
+        raise UsageError("--seed - read nothing from stdin")
+    return read_text.decode(data, "--seed - (stdin)")
 
 
 def _write(pieces: Iterable[Piece], separator: str, *, whole_lines: bool) -> None:

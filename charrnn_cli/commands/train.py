@@ -65,15 +65,17 @@ def train(
         config.Vocab | None,
         _opt("Read characters, or UTF-8 bytes (256 ids, bits/byte) [chars].", PANEL_MODEL),
     ] = None,
-    layers: Annotated[int | None, _opt("Recurrent layers [2].", PANEL_MODEL, min=1, max=16)] = None,
+    layers: Annotated[
+        int | None, _opt("Recurrent layers [2].", PANEL_MODEL, **config.limits("layers"))
+    ] = None,
     hidden_size: Annotated[
-        int | None, _opt("Units per layer [128].", PANEL_MODEL, min=1, max=16384)
+        int | None, _opt("Units per layer [128].", PANEL_MODEL, **config.limits("hidden_size"))
     ] = None,
     embed_size: Annotated[
-        int | None, _opt("Embedding width [64].", PANEL_MODEL, min=1, max=16384)
+        int | None, _opt("Embedding width [64].", PANEL_MODEL, **config.limits("embed_size"))
     ] = None,
     dropout: Annotated[
-        float | None, _opt("Dropout between layers [0].", PANEL_MODEL, min=0.0, max=0.95)
+        float | None, _opt("Dropout between layers [0].", PANEL_MODEL, **config.limits("dropout"))
     ] = None,
     tie_weights: Annotated[
         bool | None, _opt("Share embedding and output weights (embed = hidden).", PANEL_MODEL)
@@ -83,61 +85,82 @@ def train(
         _opt("What fresh text starts from: a learned state, or zeros [learned].", PANEL_MODEL),
     ] = None,
     seq_len: Annotated[
-        int | None, _opt("Characters per BPTT window [32].", PANEL_DATA, min=1, max=100000)
+        int | None, _opt("Characters per BPTT window [32].", PANEL_DATA, **config.limits("seq_len"))
     ] = None,
     batch_size: Annotated[
-        int | None, _opt("Parallel streams [32].", PANEL_DATA, min=1, max=100000)
+        int | None, _opt("Parallel streams [32].", PANEL_DATA, **config.limits("batch_size"))
     ] = None,
     val_fraction: Annotated[
-        float | None, _opt("Held-out tail of the corpus, inside (0, 1) [0.05].", PANEL_DATA)
+        float | None,
+        _opt(
+            "Held-out tail of the corpus, inside (0, 1) [0.05].",
+            PANEL_DATA,
+            **config.limits("val_fraction"),
+        ),
     ] = None,
     lr: Annotated[
-        float | None, _opt("Peak learning rate [0.01].", PANEL_OPT, min=0.0, max=10.0)
+        float | None, _opt("Peak learning rate [0.01].", PANEL_OPT, **config.limits("lr"))
     ] = None,
     lr_schedule: Annotated[
         config.Schedule | None, _opt("Learning-rate schedule [cosine].", PANEL_OPT)
     ] = None,
     warmup_steps: Annotated[
-        int | None, _opt("Linear warm-up steps [100].", PANEL_OPT, min=0)
+        int | None, _opt("Linear warm-up steps [100].", PANEL_OPT, **config.limits("warmup_steps"))
     ] = None,
     min_lr_fraction: Annotated[
         float | None,
-        _opt("The cosine's floor, a fraction of --lr [0.1].", PANEL_OPT, min=0.0, max=1.0),
+        _opt(
+            "The cosine's floor, a fraction of --lr [0.1].",
+            PANEL_OPT,
+            **config.limits("min_lr_fraction"),
+        ),
     ] = None,
     optimizer: Annotated[config.Optimizer | None, _opt("Optimizer [adam].", PANEL_OPT)] = None,
     weight_decay: Annotated[
-        float | None, _opt("AdamW weight decay [0].", PANEL_OPT, min=0.0)
+        float | None, _opt("AdamW weight decay [0].", PANEL_OPT, **config.limits("weight_decay"))
     ] = None,
     restart_prob: Annotated[
         float | None,
         _opt(
             "Chance a stream restarts from the start state at a window [0.01].",
             PANEL_OPT,
-            min=0.0,
-            max=1.0,
+            **config.limits("restart_prob"),
         ),
     ] = None,
     grad_clip: Annotated[
-        float | None, _opt("Clip the gradient norm (0: off) [5].", PANEL_OPT, min=0.0)
+        float | None,
+        _opt("Clip the gradient norm (0: off) [5].", PANEL_OPT, **config.limits("grad_clip")),
     ] = None,
-    epochs: Annotated[int | None, _opt("Passes over the text [3].", PANEL_RUN, min=1)] = None,
-    max_steps: Annotated[int | None, _opt("Stop after N steps in all.", PANEL_RUN, min=1)] = None,
+    epochs: Annotated[
+        int | None, _opt("Passes over the text [3].", PANEL_RUN, **config.limits("epochs"))
+    ] = None,
+    max_steps: Annotated[
+        int | None, _opt("Stop after N steps in all.", PANEL_RUN, **config.limits("max_steps"))
+    ] = None,
     max_minutes: Annotated[
-        float | None, _opt("Wall-clock budget; the cosine ends with it.", PANEL_RUN, min=0.0)
+        float | None,
+        _opt(
+            "Wall-clock budget; the cosine ends with it.", PANEL_RUN, **config.limits("max_minutes")
+        ),
     ] = None,
     eval_every: Annotated[
-        int | None, _opt("Evaluate every N steps [500].", PANEL_RUN, min=1)
+        int | None, _opt("Evaluate every N steps [500].", PANEL_RUN, **config.limits("eval_every"))
     ] = None,
     eval_chars: Annotated[
         int | None,
-        _opt("Held-out characters an evaluation scores; 0: all [250000].", PANEL_RUN, min=0),
+        _opt(
+            "Held-out characters an evaluation scores; 0: all [250000].",
+            PANEL_RUN,
+            **config.limits("eval_chars"),
+        ),
     ] = None,
     save_every: Annotated[
-        float | None, _opt("Checkpoint every N minutes [5].", PANEL_RUN, min=0.0)
+        float | None,
+        _opt("Checkpoint every N minutes [5].", PANEL_RUN, **config.limits("save_every")),
     ] = None,
     random_seed: Annotated[
         int | None,
-        _opt("Seed: same seed, same run on CPU [0].", PANEL_RUN, min=0, max=2**63 - 1),
+        _opt("Seed: same seed, same run on CPU [0].", PANEL_RUN, **config.limits("random_seed")),
     ] = None,
     device: TrainDeviceOption = None,
     precision: Annotated[
@@ -174,7 +197,9 @@ def train(
         if job.parent is not None and comm.is_main and not quiet:  # markup off: '[' may be added
             console.err().print(lineage.describe(job.parent), markup=False, soft_wrap=True)
         stopper = Stopper()
-        with store.lock(job.name) if comm.is_main else contextlib.nullcontext(), stopper:
+        held = store.lock(job.name, pick=run is None and not resume)
+        with held if comm.is_main else contextlib.nullcontext(job.name) as name, stopper:
+            job.name = str(comm.broadcast_object(name))  # the name charrnn picked may be taken
             records = run_training(job, should_stop=stopper.reason, comm=comm)
             last = _render(records, quiet or not comm.is_main)
     finally:

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from charrnn_cli import console
+from charrnn_cli import text as read_text
 from charrnn_cli.commands.options import escaped
-from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.errors import UsageError
 
 HELD_OUT_CHARS = 3000  # default text: the start of the run's held-out tail
 FIND_CHARS = 30000  # ...for ranking units, where more text steadies the correlation
@@ -46,31 +46,6 @@ HtmlOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON on stdout.")]
 
 
-def _read(spec: str, limit: int) -> tuple[str, bool]:
-    """Up to `limit` characters of a file, stdin (-) or a corpus name; and whether it was cut."""
-    if spec == "-":
-        import io
-
-        return _read_stream(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"), "stdin", limit)
-    path = Path(spec)
-    if not path.is_file():
-        from charrnn_cli import corpora
-
-        path = corpora.resolve(spec).path
-    with open(path, encoding="utf-8", errors="strict") as fh:
-        return _read_stream(fh, str(path), limit)
-
-
-def _read_stream(stream: IO[str], where: str, limit: int) -> tuple[str, bool]:
-    try:
-        text = stream.read(limit + 1)
-    except UnicodeDecodeError as exc:
-        raise CharrnnError(
-            f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    return text[:limit], len(text) > limit
-
-
 def prepare(
     run: str | None,
     checkpoint: str,
@@ -96,10 +71,11 @@ def prepare(
     else:
         limit = max_chars or GIVEN_CHARS
         if text is not None:
+            text = read_text.argument(text, "--text")
             cut, text = len(text) > limit, text[:limit]
             source = "the given text"
         else:
-            text, cut = _read(corpus, limit)
+            text, cut = read_text.read_start(corpus, limit)
             source = "stdin" if corpus == "-" else corpus
         if cut:
             console.warn(f"only the first {limit:,} characters are shown (--max-chars)")

@@ -14,7 +14,13 @@ from typing import Annotated
 import typer
 
 from charrnn_cli import console
-from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption, escaped
+from charrnn_cli.commands.options import (
+    INT_MAX,
+    CheckpointOption,
+    DeviceOption,
+    RunOption,
+    escaped,
+)
 from charrnn_cli.commands.viz_common import (
     BUILT_IN_SIGNALS,
     FIND_CHARS,
@@ -45,7 +51,7 @@ def find(
     ],
     run: RunOption = None,
     checkpoint: CheckpointOption = "best",
-    top: Annotated[int, typer.Option(help="How many units to list.", min=1)] = 10,
+    top: Annotated[int, typer.Option(help="How many units to list.", min=1, max=INT_MAX)] = 10,
     json_out: Annotated[
         bool, typer.Option("--json", help="A JSON array of {layer, unit, r, saturated}.")
     ] = False,
@@ -94,13 +100,17 @@ def cells(
     layer: Annotated[
         int | None,
         typer.Option(
-            help=escaped("The layer of --unit (1 = next to the input) [the last]."), min=1
+            help=escaped("The layer of --unit (1 = next to the input) [the last]."),
+            min=1,
+            max=INT_MAX,
         ),
     ] = None,
     unit: Annotated[
         list[int] | None,
         typer.Option(
-            help=escaped("A unit to show; repeat for more [the best for each signal]."), min=0
+            help=escaped("A unit to show; repeat for more [the best for each signal]."),
+            min=0,
+            max=INT_MAX,
         ),
     ] = None,
     state: StateOption = None,

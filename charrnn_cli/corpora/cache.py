@@ -183,12 +183,11 @@ def lock(name: str, wait: float) -> Iterator[bool]:
 
 def prepare() -> Path:
     """The cache folder and its blobs, made if missing, with the temps of dead processes swept
-    and an old cache migrated."""
+    (in every folder of the cache) and an old cache migrated."""
     folder = paths.cache_dir()
     with paths.storage_errors(folder):
         blob_dir().mkdir(parents=True, exist_ok=True)
-    paths.sweep_stale_temps(folder)
-    paths.sweep_stale_temps(blob_dir())
+    paths.sweep_tree(folder)  # blobs/, encoded/ and what else is below
     migrate()
     return folder
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charrnn_cli import paths
+from charrnn_cli import locks, paths
 from charrnn_cli.corpora import cache
 
 GRACE_S = 600.0
@@ -56,16 +56,18 @@ def referenced() -> tuple[set[str], set[str]]:
 def collect(*, dry_run: bool = False, grace_s: float = GRACE_S) -> Collected:
     """Free (unless `dry_run`) every stored text no name and no run refers to."""
     result = Collected()
-    if not cache.blob_dir().is_dir():
-        return result
     if not dry_run:
+        for root in (paths.cache_dir(), paths.data_dir()):  # temps of dead processes, anywhere
+            paths.sweep_tree(root)
+    if not dry_run and cache.blob_dir().is_dir():
         cache.migrate()
     named, for_runs = referenced()
-    now = time.time()
-    for blob in sorted(cache.blob_dir().glob("*.txt")):
+    now, recent = time.time(), set[str]()
+    blobs = sorted(cache.blob_dir().glob("*.txt")) if cache.blob_dir().is_dir() else []
+    for blob in blobs:
         sha = blob.stem
         if not cache.SHA_RE.fullmatch(sha):
-            continue  # not a blob (a temp file is swept by the next fetch)
+            continue  # not a blob (a temp file was swept above)
         if sha in named:
             result.named += 1
             continue
@@ -78,6 +80,7 @@ def collect(*, dry_run: bool = False, grace_s: float = GRACE_S) -> Collected:
             continue
         if now - stat.st_mtime < grace_s:
             result.recent += 1
+            recent.add(sha)
             continue
         if not dry_run:
             with paths.storage_errors(blob):
@@ -85,17 +88,44 @@ def collect(*, dry_run: bool = False, grace_s: float = GRACE_S) -> Collected:
         result.freed.append(blob)
         result.freed_bytes += stat.st_size
     if not dry_run:
-        _free_encoded(named | for_runs)
+        freed = {blob.stem for blob in result.freed}
+        _free_encoded(named | for_runs | recent, freed, grace_s)
     return result
 
 
-def _free_encoded(keep: set[str]) -> None:
-    """The encoded ids of texts no longer referred to (they can always be made again)."""
+def _free_encoded(keep: set[str], freed: set[str], grace_s: float) -> None:
+    """The encoded ids of texts no longer referred to (they can always be made again), each
+    text's entries (`encoded/<sha256>.*`) as one group. Freeing agrees with the writers through
+    their one lock: a group is left alone while any of its `.lock` files is held by another
+    process (an encoding, ids being moved) or, unless its text was just `freed`, while any of
+    its files is recent (a trainer on a plain file, whose text is not stored, encodes it, then
+    writes the config.json that refers to it); otherwise its locks
+    are taken, its files removed, and the lock files last, still held (locks.file_lock checks
+    that the file it locked is still the one at the path)."""
     folder = paths.cache_dir() / "encoded"
     if not folder.is_dir():
         return
+    groups: dict[str, list[Path]] = {}
     for path in folder.iterdir():
         sha = path.name.split(".", 1)[0]
         if cache.SHA_RE.fullmatch(sha) and sha not in keep:
+            groups.setdefault(sha, []).append(path)
+    now = time.time()
+    for sha, files in groups.items():
+        with contextlib.suppress(OSError):
+            if sha not in freed and any(now - p.stat().st_mtime < grace_s for p in files):
+                continue
+        _free_group(sorted(files, key=lambda p: p.suffix == ".lock"))
+
+
+def _free_group(files: list[Path]) -> None:
+    """Remove one text's entries (lock files last) if every one of its locks can be taken."""
+    with contextlib.ExitStack() as stack:
+        for path in files:
+            if path.suffix == ".lock":
+                held = stack.enter_context(locks.file_lock(path, best_effort=True))
+                if not held.held:
+                    return  # a writer is at work on this text
+        for path in files:
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -85,9 +85,7 @@ def name_from_url(url: str) -> str:
 
 def sanitize_name(text: str) -> str:
     """`text` made into a valid cache name (other characters become '-'); "corpus" if empty."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text)
-    name = re.sub(r"\.{2,}", ".", name).lstrip("._-")[: paths.NAME_MAX].rstrip("-")
-    return name or "corpus"
+    return paths.make_name(text)
 
 
 def is_url(text: str) -> bool:

@@ -81,7 +81,8 @@ def load(
         corpus = store.read_config(name).get("corpus")
     except CharrnnError:
         corpus = None
-    corpus = corpus if isinstance(corpus, dict) and corpus.get("path") else None
+    known = isinstance(corpus, dict) and (corpus.get("path") or corpus.get("sha256"))
+    corpus = corpus if known else None
     return SamplingModel(model, vocab, configs(ck)[0].vocab, ck.get("unigram"), corpus, name)
 
 

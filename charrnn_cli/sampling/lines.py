@@ -28,6 +28,7 @@ from charrnn_cli.sampling.streams import Engine, LineEnds, make_streams, prime
 GIVE_UP = 20  # tries per line asked for, before giving up
 CAP_PER_LONGEST = 4  # the default cap: this many times the corpus's longest line
 CAP_UNKNOWN = 1000  # ...or this when the corpus cannot be read
+HASH_BLOCK = 1 << 16  # --novel: line hashes gathered as Python ints before a numpy block
 
 
 def line_hash(line: bytes) -> int:
@@ -49,13 +50,27 @@ class CorpusLines:
         return i < len(self.hashes) and self.hashes[i] == h
 
 
-def scan_corpus(info: dict, *, hashes: bool) -> CorpusLines:
-    """Read the run's corpus (config.json's `corpus`: path and sha256) one line at a time: its
-    longest line and, with `hashes`, its lines' hashes, checked against the sha256."""
+def corpus_path(info: dict) -> Path:
+    """Where the run's corpus is: its text in the content-addressed cache, found by the
+    sha256 (it survives a moved training file and a moved CHARRNN_HOME's record), else the
+    path recorded at training; CharrnnError when neither is there."""
+    from charrnn_cli.corpora import cache
+
+    sha = info.get("sha256")
+    if isinstance(sha, str) and cache.SHA_RE.fullmatch(sha) and cache.blob_path(sha).is_file():
+        return cache.blob_path(sha)
     path = Path(str(info.get("path", "")))
     if not path.is_file():
         raise CharrnnError(f"the run's training corpus {str(path)!r} is gone: fetch it again")
-    sha, longest, found = hashlib.sha256(), 0, []
+    return path
+
+
+def scan_corpus(info: dict, *, hashes: bool) -> CorpusLines:
+    """Read the run's corpus (config.json's `corpus`: path and sha256) one line at a time: its
+    longest line and, with `hashes`, its lines' hashes (8 bytes a line, gathered in numpy
+    blocks), checked against the sha256."""
+    path = corpus_path(info)
+    sha, longest, block, blocks = hashlib.sha256(), 0, [], []
     with open(path, "rb") as fh:
         for raw in fh:
             sha.update(raw)
@@ -63,11 +78,16 @@ def scan_corpus(info: dict, *, hashes: bool) -> CorpusLines:
             n = len(line) if line.isascii() else len(line.decode("utf-8", "replace"))
             longest = max(longest, n)
             if hashes:
-                found.append(line_hash(line))
+                block.append(line_hash(line))
+                if len(block) == HASH_BLOCK:
+                    blocks.append(np.unique(np.array(block, dtype=np.uint64)))
+                    block = []
     if hashes and sha.hexdigest() != info.get("sha256"):
         raise CharrnnError(f"the run's training corpus {path} changed since training (sha256)")
-    known = np.unique(np.array(found, dtype=np.uint64)) if hashes else None
-    return CorpusLines(longest, known)
+    if not hashes:
+        return CorpusLines(longest)
+    blocks.append(np.array(block, dtype=np.uint64))
+    return CorpusLines(longest, np.unique(np.concatenate(blocks)))
 
 
 @dataclass
@@ -77,6 +97,7 @@ class LineRules:
     min_len: int = 1
     unique: bool = False
     corpus: CorpusLines | None = None  # drop lines found here (--novel)
+    note: str | None = None  # why the default cap is CAP_UNKNOWN (a warning for the user)
 
 
 def make_rules(
@@ -89,15 +110,22 @@ def make_rules(
     novel: bool = False,
 ) -> LineRules:
     """The rules for `count` lines; the corpus (config.json's `corpus`, None when unknown) is
-    read for --novel and for the default cap (CAP_PER_LONGEST x its longest line)."""
-    corpus = None
+    read for --novel, which needs it, and for the default cap (CAP_PER_LONGEST x its longest
+    line), which falls back to CAP_UNKNOWN, with a `note` saying why, when it cannot be read."""
+    corpus, note = None, None
     if novel and not corpus_info:
         raise CharrnnError("this run does not name its training corpus: --novel cannot check")
     if corpus_info and (novel or max_len is None):
-        corpus = scan_corpus(corpus_info, hashes=novel)
+        try:
+            corpus = scan_corpus(corpus_info, hashes=novel)
+        except (CharrnnError, OSError) as exc:
+            if novel:
+                raise
+            why = exc if isinstance(exc, CharrnnError) else f"{exc.strerror}: {exc.filename}"
+            note = f"{why}; lines are capped at {CAP_UNKNOWN} characters (set --max-line-len)"
     if max_len is None:
         max_len = CAP_PER_LONGEST * max(corpus.longest, 1) if corpus else CAP_UNKNOWN
-    return LineRules(count, max_len, min_len, unique, corpus if novel else None)
+    return LineRules(count, max_len, min_len, unique, corpus if novel else None, note)
 
 
 @dataclass

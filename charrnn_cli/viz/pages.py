@@ -77,7 +77,7 @@ h1{font-size:15px;margin:0 0 4px}.note{color:#666;font-size:12px}
 #t{font:13px/1.5 ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;
   word-break:break-all;padding:12px 16px;margin:0;contain:content}
 #t i{font-style:normal;cursor:default}
-#t i.nl::before{content:"\\21B5";color:#999}
+#t i.nl::before{content:"\\21B5";color:#999}#t i.cr::before{content:"\\240D";color:#999}
 #t i.u{color:#999}#t i.x{color:#b00;text-decoration:underline dotted}
 #t i.hl{outline:1px solid #000}
 #tip{position:fixed;display:none;background:#fff;border:1px solid #888;border-radius:4px;
@@ -91,7 +91,8 @@ var D=JSON.parse(document.getElementById("data").textContent);
 var t=document.getElementById("t"),tip=document.getElementById("tip");
 var el=t.children,chars=[],cur=null,unit=0;
 for(var k=0;k<el.length;k++){el[k]._i=k;chars.push(el[k].textContent);}
-function vis(c){return c==="\\n"?"\\u21b5":c===" "?"\\u2423":c==="\\t"?"\\u21e5":c;}
+var SHOWN={"\\n":"\\u21b5","\\r":"\\u240d"," ":"\\u2423","\\t":"\\u21e5"};
+function vis(c){return SHOWN[c]||c;}
 function line(a,b){var d=document.createElement("div");d.textContent=a+(b===undefined?"":b);
   tip.appendChild(d);}
 function surprise(i){
@@ -124,7 +125,7 @@ var buttons=document.querySelectorAll("#units button");
 function pick(n){
   unit=n;var lv=D.units[n].levels;
   for(var k=0;k<el.length;k++){var c=lv.charAt(k),q=D.letters.indexOf(c);
-    el[k].className=(q<0?"u":"a"+q)+(chars[k]==="\\n"?" nl":"");}
+    el[k].className=(q<0?"u":"a"+q)+(chars[k]==="\\n"?" nl":chars[k]==="\\r"?" cr":"");}
   for(var b=0;b<buttons.length;b++)buttons[b].classList.toggle("on",b===n);
 }
 for(var b=0;b<buttons.length;b++)buttons[b].addEventListener("click",pick.bind(null,b));
@@ -140,8 +141,14 @@ def _json(value: object) -> str:
 
 
 def _spans(text: str, classes: list[str]) -> str:
+    """One element a character. A carriage return is written as a reference (`&#13;`): a raw
+    one is turned into a newline by the HTML parser, so CRLF text would show a blank line
+    after every line; it is marked ␍ as a newline is marked ↵."""
     parts = []
     for ch, cls in zip(text, classes, strict=True):
+        if ch == "\r":
+            parts.append(f'<i class="{cls} cr">&#13;</i>')
+            continue
         tag = f'<i class="{cls} nl">' if ch == "\n" else f"<i class={cls}>"
         parts.append(tag + html.escape(ch, quote=False) + "</i>")
     return "".join(parts)

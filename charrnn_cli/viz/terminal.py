@@ -40,7 +40,7 @@ def _coloured(text: str, colours: list[str | None]) -> str:
     """Each character on its colour; a newline shows as a coloured ↵ before the line break."""
     out = []
     for ch, colour in zip(text, colours, strict=True):
-        shown = "↵" if ch == "\n" else ch
+        shown = "↵" if ch == "\n" else "␍" if ch == "\r" else ch  # a raw CR rewrites the line
         out.append(shown if colour is None else _bg(colour) + shown + RESET)
         if ch == "\n":
             out.append("\n")
@@ -59,7 +59,7 @@ def _with_marks(text: str, marks: list[str]) -> str:
             line, under = [], []
             continue
         width = TAB - len(line) % TAB if ch == "\t" else 1
-        line.append(" " * width if ch == "\t" else ch)
+        line.append(" " * width if ch == "\t" else "␍" if ch == "\r" else ch)
         under.append(mark.ljust(width))
     if text.endswith("\n"):
         out = out[:-2]  # the sentinel newline added an empty last line
