@@ -106,6 +106,9 @@ BASE = {
     "eval": ["--run", "m"],
     "viz": ["--run", "m", "--max-chars", "40"],
     "fetch": ["--from", "tiny.txt", "--name", "t"],
+    # an address that cannot be bound: the options are parsed and checked, then serve stops
+    # with one line instead of serving forever
+    "serve": ["--run", "m", "--host", "256.0.0.1"],
 }
 # at their largest these run as long as they are told to (their type's limit is still refused)
 RUN_AS_LONG_AS_TOLD = {

@@ -40,13 +40,16 @@ def serve(
         int, typer.Option(help="Streams stepped at once (one per choice).", min=1, max=4096)
     ] = 256,
     max_queue: Annotated[
-        int, typer.Option(help="Streams waiting beyond those; more get a 503.", min=0)
+        int, typer.Option(help="Streams waiting beyond those; more get a 503.", min=0, max=1 << 20)
     ] = 1024,
     max_tokens: Annotated[
-        int, typer.Option(help="The most characters a completion may ask for.", min=1)
+        int, typer.Option(help="The most characters a completion may ask for.", min=1, max=1 << 30)
     ] = 100_000,
     max_body: Annotated[
-        int, typer.Option(help="The largest request body in bytes; larger get a 413.", min=1024)
+        int,
+        typer.Option(
+            help="The largest request body in bytes; larger get a 413.", min=1024, max=1 << 30
+        ),
     ] = 1 << 20,
     max_unread: Annotated[
         int,
@@ -54,6 +57,7 @@ def serve(
             help="Characters a response may hold unread before its client counts as too slow "
             "and is dropped.",
             min=1,
+            max=1 << 30,
         ),
     ] = 1 << 20,
 ) -> None:
