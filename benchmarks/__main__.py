@@ -15,6 +15,7 @@ from benchmarks import (
     finetune,
     lines,
     memory,
+    profile,
     quality,
     sample_quality,
     sampling,
@@ -40,6 +41,7 @@ SUITE = {
     "finetune": finetune.run,
     "serve": serve.run,
     "export": export.run,
+    "profile": profile.run,
 }
 
 

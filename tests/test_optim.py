@@ -92,6 +92,29 @@ def test_adam_has_one_group_without_decay():
     assert sum(p.numel() for p in opt.param_groups[0]["params"]) == model.num_parameters()
 
 
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+def test_the_fused_update_on_the_cpu_is_the_op_by_op_one_up_to_rounding(kind):
+    cfg = TrainConfig(optimizer=kind, weight_decay=0.1, lr=0.01)
+    models = [_model(), _model()]
+    models[1].load_state_dict(models[0].state_dict())
+    fused = make_optimizer(models[0], cfg)
+    name = {id(p): n for n, p in models[0].named_parameters()}
+    twin = dict(models[1].named_parameters())
+    groups = [dict(g, params=[twin[name[id(p)]] for p in g["params"]], fused=False)
+              for g in fused.param_groups]  # fmt: skip
+    plain = type(fused)(groups, fused=False)  # the same groups, updated op by op
+    assert fused.param_groups[0]["fused"] and not plain.param_groups[0]["fused"]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        grads = [torch.randn(p.shape, generator=g) for p in models[0].parameters()]
+        for m, opt in zip(models, (fused, plain), strict=True):
+            for p, gr in zip(m.parameters(), grads, strict=True):
+                p.grad = gr.clone()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_decay_shrinks_the_decayed_weights_only():
     """One AdamW step with no gradient signal but decay: decayed weights shrink, others not."""
     torch.manual_seed(0)

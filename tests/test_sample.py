@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from charrnn_cli.sampling.samples import Strategy, beam_search, sample, sample_many
-from charrnn_cli.sampling.strategy import mask_numpy, mask_torch
+from charrnn_cli.sampling.strategy import AHEAD_STREAMS, Noise, mask_numpy, mask_torch, stream_rngs
 from tests.helpers import TINY, stdin_bytes, tiny_model
 
 
@@ -44,6 +44,15 @@ def test_num_samples_in_a_batch_are_the_samples_of_consecutive_seeds(engine):
             for k in range(5)
         ]
         assert many == alone and len(set(many)) == 5 and all(len(x) == 60 for x in many)
+
+
+def test_noise_drawn_ahead_on_the_worker_is_each_streams_own_sequence():
+    # many streams draw their next block on a worker thread; one stream draws in place
+    B, V = AHEAD_STREAMS + 1, 4096  # 4 rows a block: a dozen blocks in 50 steps
+    many, alone = Noise(stream_rngs(3, B), V), Noise(stream_rngs(3, B)[B - 1 :], V)
+    assert many.spare is not None and alone.spare is None
+    for _ in range(50):
+        np.testing.assert_array_equal(many.next()[B - 1], alone.next()[0])
 
 
 def test_top_k_and_top_p_masks_agree_in_numpy_and_torch():

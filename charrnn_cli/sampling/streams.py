@@ -104,9 +104,10 @@ class NumpyStreams(_Streams):
         if self.batch == 1:  # matrix-vector products: BLAS keeps those on one thread itself
             yield from self._run(steps, chunk)
             return
-        # One BLAS thread: a step's products are too small to share, and a second thread
-        # that spins while another process holds the other core costs 3-7x the time.
-        with threadpool_limits(1, user_api="blas"):
+        # One thread (BLAS, and OpenMP for torch's MKL): a step's products are too small to
+        # share, and a second thread that spins while another process holds the other core
+        # costs 3-7x the time.
+        with threadpool_limits(1):
             yield from self._run(steps, chunk)
 
     def _run(self, steps: int | None, chunk: int) -> Iterator[Chunk]:
@@ -122,13 +123,16 @@ class NumpyStreams(_Streams):
             ends_out = np.zeros((T, B), bool) if ends else None
             for t in range(T):
                 logits = mask_numpy(self.logits, s) if s.masking else self.logits
+                ids = ids_out[t]
                 if s.greedy:
-                    ids = logits.argmax(-1)
+                    np.argmax(logits, -1, out=ids)
                 else:
-                    np.multiply(logits, inv_t, out=scored)
-                    scored += self.noise.next()
-                    ids = scored.argmax(-1)
-                ids_out[t] = ids
+                    if inv_t == 1.0:  # x * 1 is x: one pass fewer at the default temperature
+                        np.add(logits, self.noise.next(), out=scored)
+                    else:
+                        np.multiply(logits, inv_t, out=scored)
+                        scored += self.noise.next()
+                    np.argmax(scored, -1, out=ids)
                 self.logits = stepper.step(ids)
                 if ends is not None:
                     drawn += 1

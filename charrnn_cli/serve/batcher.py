@@ -168,7 +168,7 @@ class Batcher:
         return value
 
     def _run(self) -> None:
-        with threadpool_limits(1, user_api="blas"):
+        with threadpool_limits(1):  # BLAS and OpenMP (the stepper's torch products)
             while self._wait():
                 try:
                     self._admit()
