@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY, spawn
+from tests.helpers import spawn, train_tiny
 
 CAPS = ["--max-streams", "8", "--max-queue", "4", "--max-tokens", "5000", "--max-body", "4096"]
 
@@ -28,20 +28,9 @@ CAPS = ["--max-streams", "8", "--max-queue", "4", "--max-tokens", "5000", "--max
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     """Two tiny trained runs for the module: `t` reads characters, `tb` bytes."""
-    from charrnn_cli import console
-    from charrnn_cli.cli import main
-
     folder = tmp_path_factory.mktemp("serve")
-    corpus = folder / "corpus.txt"
-    lines = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
-    corpus.write_text("\n".join(lines * 100) + "\n", encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHARRNN_HOME", str(folder / "home"))
-        console.reset()
-        for run, vocab in (("t", "chars"), ("tb", "bytes")):
-            code = main(["train", "--corpus", str(corpus), "--run", run, "--vocab", vocab, *TINY,
-                         "--max-steps", "60", "--eval-every", "30", "--quiet"])  # fmt: skip
-            assert code == 0
+    train_tiny(folder, "t")
+    train_tiny(folder, "tb", "--vocab", "bytes")
     return folder / "home"
 
 
