@@ -23,7 +23,7 @@ from charrnn_cli.sampling.streams import Engine, make_streams, prime
 __all__ = ["Strategy", "beam_search", "sample", "sample_many"]
 
 
-def _first_char(rng: np.random.Generator, unigram: list[int] | None, size: int) -> int:
+def first_char(rng: np.random.Generator, unigram: list[int] | None, size: int) -> int:
     """Without a seed: a first character from the corpus's character frequencies."""
     freq = np.asarray(unigram if unigram else [1] * size, dtype=np.float64)
     return int(rng.choice(size, p=freq / freq.sum()))
@@ -53,7 +53,7 @@ def sample(
     model.eval()
     rng = np.random.default_rng(random_seed)
     if not seed_ids:
-        seed_ids = [_first_char(rng, unigram, len(vocab))]
+        seed_ids = [first_char(rng, unigram, len(vocab))]
         yield vocab[seed_ids[0]]
         length = None if length is None else length - 1
     if length is not None and length <= 0:
@@ -88,7 +88,7 @@ def sample_many(
         if seed_ids:
             ids = torch.tensor([seed_ids], device=_device(model))  # one start for all
         else:
-            firsts = [_first_char(rng, unigram, len(vocab)) for rng in rngs]
+            firsts = [first_char(rng, unigram, len(vocab)) for rng in rngs]
             heads = [vocab[i] for i in firsts]
             ids = torch.tensor(firsts, device=_device(model))[:, None]  # (B, 1)
             steps -= 1

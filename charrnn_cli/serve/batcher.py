@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from charrnn_cli import console
 from charrnn_cli.sampling.generator import SamplingModel
 from charrnn_cli.sampling.pool import Joiner, Pool
-from charrnn_cli.sampling.samples import _first_char
+from charrnn_cli.sampling.samples import first_char
 from charrnn_cli.sampling.strategy import Strategy
 from charrnn_cli.sampling.streams import prime
 from charrnn_cli.serve.jobs import Job, Sink, Update, deliver
@@ -136,7 +136,7 @@ class Batcher:
             rng = np.random.default_rng(job.seed)
             ids = job.prompt_ids
             if not ids:  # as `sample` does: a first character from the corpus's frequencies
-                first = _first_char(rng, self.sm.unigram, len(self.sm.vocab))
+                first = first_char(rng, self.sm.unigram, len(self.sm.vocab))
                 ids, job.drawn = [first], 1
                 head = self.sm.vocab[first]
                 head = head if job.decoder is None else job.decoder.feed(head)
