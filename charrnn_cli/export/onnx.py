@@ -38,8 +38,7 @@ class Stepper(nn.Module):
 
     def forward(self, ids: torch.Tensor, h: torch.Tensor, *c: torch.Tensor):
         state = (h, c[0]) if self.lstm else h
-        y, out = self.model.rnn(self.model.embed(ids), state)
-        logits = self.model.head(y)
+        logits, out = self.model(ids, state)  # in eval mode: no dropout
         return (logits, *out) if self.lstm else (logits, out)
 
 
