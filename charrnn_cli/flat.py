@@ -1,11 +1,10 @@
 """One buffer for a model's parameters and one for their gradients, for training on the CPU.
 
-A default CPU step (LSTM 2x128, 32 x 32) spent part of its time on per-tensor work around the
+A default CPU step (LSTM 2x128, 32 x 32) spent ~7% of its time on per-tensor work around the
 recurrent kernels: the clip's norm of each of 13 gradients, Adam's grouping and looping over
-them, zeroing them one by one. With every parameter a view into one buffer, and every
-gradient a view into another, the clip is one norm and one multiply, the optimizer one fused
-call per group and zeroing one fill: ~1% of the step, measured interleaved (docs/benchmarks.md,
-"Profile").
+them, zeroing them one by one. With every parameter a view into one buffer, and every gradient
+a view into another, the clip is one norm and one multiply, the optimizer one fused call per
+group and zeroing one fill (the figures are in docs/benchmarks.md, "Profile").
 
     data: [ group 0: p0 | p1 | ... ][ group 1: ... ]   one (N,) tensor; model params view it
     grad: [ same layout             ][ ...          ]   autograd adds into the views in place
