@@ -17,7 +17,7 @@ import pickle
 import random
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -25,9 +25,6 @@ from charrnn_cli import paths, readback
 from charrnn_cli.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.model import CharRNN
-
-if TYPE_CHECKING:
-    from charrnn_cli.flat import FlatOptimizer
 
 FORMAT = 1
 
@@ -176,28 +173,20 @@ def payload(
     vocab: str,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The common part of a checkpoint: weights (unwrapped), configs and vocabulary.
-
-    A weight that is a view into a larger buffer (flat.py) is saved as a tensor of its own:
-    torch.save would store the whole buffer, and each loaded weight would keep all of it."""
-    weights = {k: v.clone() if _is_slice(v) else v for k, v in model.state_dict().items()}
+    """The common part of a checkpoint: weights (unwrapped), configs and vocabulary."""
     return {
-        "model": weights,
+        "model": model.state_dict(),
         "config": to_dict(model_cfg, train_cfg),
         "vocab": vocab,
         **extra,
     }
 
 
-def _is_slice(t: torch.Tensor) -> bool:
-    return t.untyped_storage().nbytes() != t.numel() * t.element_size()
-
-
 def restore(
     data: dict[str, Any],
     path: Path,
     model: CharRNN,
-    optimizer: torch.optim.Optimizer | FlatOptimizer,
+    optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
 ) -> None:
     """Load a training checkpoint's weights and optimizer (and fp16 scaler) state to resume."""

@@ -96,10 +96,9 @@ def score(
             window = window.to(device=device, non_blocking=True)
             x, y = window[:, :-1], window[:, 1:]  # (R, t)
             with ctx:
-                logits, h = model(x, h)  # (R, t, V), a view of time-major (t, R, V)
-            # scored in the model's time-major order, so the logits are not copied
-            logits = logits.float().transpose(0, 1).reshape(-1, logits.shape[-1])  # (t*R, V)
-            target = y.t().reshape(-1)
+                logits, h = model(x, h)  # (R, t, V)
+            logits = logits.float().reshape(-1, logits.shape[-1])
+            target = y.reshape(-1)
             loss = F.cross_entropy(logits, target, reduction="sum")
             hits = (logits.argmax(-1) == target).sum()
             result.loss_sum += float(loss)

@@ -12,7 +12,6 @@ import math
 import torch
 
 from charrnn_cli.config import TrainConfig
-from charrnn_cli.flat import Flat, FlatOptimizer
 from charrnn_cli.model import CharRNN
 
 
@@ -59,29 +58,20 @@ def decayed(model: CharRNN) -> list[str]:
 FUSED_DEVICES = ("cpu", "cuda")  # where torch has a fused Adam kernel
 
 
-def make_optimizer(
-    model: CharRNN, cfg: TrainConfig, *, flat: bool = False
-) -> torch.optim.Optimizer | FlatOptimizer:
+def make_optimizer(model: CharRNN, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam, or AdamW whose decay touches only the `decayed` weights.
 
     Fused where torch has the kernel: one pass over all parameters instead of a dozen small
     ops each (a default CPU step's optimizer share fell from ~8% to ~3%). Its rounding differs
     from the op-by-op update in the last bits, so runs differ from before at that level
-    (held-out loss of the default run: see docs/benchmarks.md's Profile). `flat` moves the
-    parameters into one buffer first (flat.py), so each group is one tensor to the optimizer
-    and the clip; the checkpointed state keeps the per-parameter format either way."""
+    (held-out loss of the default run: see docs/benchmarks.md's Profile)."""
     fused = {"fused": True} if next(model.parameters()).device.type in FUSED_DEVICES else {}
     if cfg.optimizer == "adamw":
         decay = set(decayed(model))
         params = list(model.named_parameters())
-        cls: type[torch.optim.Optimizer] = torch.optim.AdamW
         groups = [
             {"params": [p for n, p in params if n in decay], "weight_decay": cfg.weight_decay},
             {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0},
         ]
-    else:
-        cls, groups = torch.optim.Adam, [{"params": list(model.parameters())}]
-    if flat:
-        buffers = Flat([g["params"] for g in groups])
-        return FlatOptimizer(buffers, cls, groups, lr=cfg.lr, **fused)
-    return cls(groups, lr=cfg.lr, **fused)
+        return torch.optim.AdamW(groups, lr=cfg.lr, **fused)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, **fused)

@@ -28,7 +28,6 @@ from charrnn_cli.data import Job, check_data
 from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
-from charrnn_cli.flat import FlatOptimizer
 from charrnn_cli.model import CharRNN, State, detach
 from charrnn_cli.optim import lr_at, make_optimizer
 from charrnn_cli.train_state import Event, Kind, Meter, TrainState, keep_streams
@@ -90,10 +89,7 @@ class Trainer:
 
             ids = [dev.index] if dev.type == "cuda" else None
             self.net = DistributedDataParallel(model, device_ids=ids)
-        # one buffer for the parameters and one for the gradients (flat.py): on the CPU the
-        # per-tensor work of the clip and the optimizer was ~7% of a default step. Not under
-        # DDP, whose buckets hold the gradients, nor on a GPU, where cuDNN packs the weights.
-        self.opt = make_optimizer(model, self.tcfg, flat=dev.type == "cpu" and not comm.active)
+        self.opt = make_optimizer(model, self.tcfg)
         self.amp = device.autocast_dtype(self.tcfg.precision)
         self.scaler = torch.amp.GradScaler(dev.type) if self.tcfg.precision == "fp16" else None
         self.state = TrainState()
@@ -206,10 +202,9 @@ class Trainer:
         h_in = self._restarts(detach(s.hidden))
         amp = self.amp
         with torch.autocast(self.dev.type, dtype=amp) if amp else contextlib.nullcontext():
-            logits, s.hidden = self.net(x, h_in)  # (B, T, V), a view of time-major (T, B, V)
-            # the loss in the model's time-major order, so the logits are not copied
-            flat = logits.float().transpose(0, 1).reshape(-1, logits.shape[-1])  # (T*B, V)
-            loss = F.cross_entropy(flat, y.t().reshape(-1))
+            logits, s.hidden = self.net(x, h_in)  # (B, T, V)
+            flat = logits.float().reshape(-1, logits.shape[-1])  # (B*T, V)
+            loss = F.cross_entropy(flat, y.reshape(-1))
         if s.step + 1 in self.nan_steps:
             loss = loss * float("nan")
         self.opt.zero_grad(set_to_none=True)
@@ -220,10 +215,7 @@ class Trainer:
             loss.backward()
         # clip exploding gradients; the norm is the same on every rank (DDP averaged them)
         clip = self.tcfg.grad_clip if self.tcfg.grad_clip > 0 else math.inf
-        if isinstance(self.opt, FlatOptimizer):
-            norm = self.opt.flat.clip_(clip)
-        else:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         value = loss.detach().item()
         return value, math.isfinite(value) and math.isfinite(float(norm))
 

@@ -35,23 +35,6 @@ def test_carrying_the_state_equals_one_long_window(cell):
     torch.testing.assert_close(torch.cat([first, second], 1), whole)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_the_time_major_layers_compute_what_a_batch_first_module_does(cell):
-    """The layers run (T, B, .) inside; row b, step t of the logits is still stream b at t."""
-    torch.manual_seed(0)
-    m = CharRNN(ModelConfig(cell=cell, vocab_size=9, embed_size=4, hidden_size=16, layers=2))
-    ref = type(m.rnn)(4, 16, num_layers=2, batch_first=True)
-    ref.load_state_dict(m.rnn.state_dict())
-    idx = torch.randint(0, 9, (3, 6))
-    h = m.start_state(3)
-    logits, out = m(idx, h)
-    y, expected = ref(m.embed(idx), h)
-    torch.testing.assert_close(logits, m.head(y))
-    pair = cell == "lstm"
-    for a, b in zip(out if pair else (out,), expected if pair else (expected,), strict=True):
-        torch.testing.assert_close(a, b)
-
-
 def test_tied_weights_share_storage():
     m = CharRNN(ModelConfig(vocab_size=5, embed_size=16, hidden_size=16, tie_weights=True))
     assert m.head.weight.data_ptr() == m.embed.weight.data_ptr()

@@ -38,7 +38,8 @@ class Stepper(nn.Module):
 
     def forward(self, ids: torch.Tensor, h: torch.Tensor, *c: torch.Tensor):
         state = (h, c[0]) if self.lstm else h
-        logits, out = self.model(ids, state)  # in eval mode: no dropout
+        y, out = self.model.rnn(self.model.embed(ids), state)
+        logits = self.model.head(y)
         return (logits, *out) if self.lstm else (logits, out)
 
 
