@@ -61,7 +61,6 @@ def _trainer(preset: str | None):
 def _replica_step(tr, acc: dict[str, float]) -> None:
     """`Trainer.step` and `_forward_backward`, one piece at a time (single process, fp32)."""
     from charrnn_cli import batches
-    from charrnn_cli.flat import FlatOptimizer
     from charrnn_cli.model import detach
     from charrnn_cli.optim import lr_at
 
@@ -76,17 +75,12 @@ def _replica_step(tr, acc: dict[str, float]) -> None:
     h_in = tr._restarts(detach(s.hidden))
     t3 = clock()
     logits, s.hidden = tr.net(x, h_in)
-    flat = logits.float().transpose(0, 1).reshape(-1, logits.shape[-1])  # time-major, as train
-    loss = F.cross_entropy(flat, y.t().reshape(-1))
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
     t4 = clock()
     tr.opt.zero_grad(set_to_none=True)
     loss.backward()
     t5 = clock()
-    clip = tcfg.grad_clip or float("inf")
-    if isinstance(tr.opt, FlatOptimizer):  # the one-buffer clip the trainer takes on the CPU
-        norm = tr.opt.flat.clip_(clip)
-    else:
-        norm = torch.nn.utils.clip_grad_norm_(tr.model.parameters(), clip)
+    norm = torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tcfg.grad_clip or float("inf"))
     t6 = clock()
     value = loss.detach().item()
     finite = np.isfinite(value) and np.isfinite(float(norm))
