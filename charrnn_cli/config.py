@@ -122,7 +122,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # out), 2026-12-03 on 2 AVX-512 cores (~1,800-1,900 steps in 5 minutes): 1.4394 nats/char;
     # the old lr 7e-3, dropout 0.15, eval every 250 gave 1.4595, dropout 0.1 alone 1.4551, lr
     # 1e-2 alone 1.4461. Batch 32 reached 1.43 in 5 minutes but 1.49 at 1,500 steps (half the
-    # text seen), so the batch stays 64. 1,500 steps: 1.4547 (was 1.4674).
+    # text seen), so the batch stays 64. 1,500 steps: 1.4547 (was 1.4674). (Measured with a ~3%
+    # faster step since taken back; see docs/benchmarks.md.)
     "cpu": {
         "hidden_size": 256,
         "embed_size": 64,
