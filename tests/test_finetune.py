@@ -242,7 +242,10 @@ def test_presets_and_options_apply_to_the_new_run(parent, new_corpus):
     assert trainer.tcfg.lr == 0.002 and trainer.mcfg.dropout == 0.2
     job = jobs.prepare(str(new_corpus), "c", False, "cpu", {}, Comm(), init_from="parent")
     assert job.model.hidden_size == 16 and job.train.batch_size == 64  # the shape is the parent's
-    assert job.train.lr == config.PRESETS["cpu"]["lr"] and job.model.dropout == 0.15
+    assert (
+        job.train.lr == config.PRESETS["cpu"]["lr"]
+        and job.model.dropout == config.PRESETS["cpu"]["dropout"]
+    )
 
 
 def test_ranks_that_read_different_checkpoint_bytes_are_refused(parent, new_corpus, monkeypatch):
