@@ -24,7 +24,7 @@ from charrnn_cli.errors import UsageError
 Cell = Literal["lstm", "gru", "rnn"]
 Schedule = Literal["constant", "cosine"]
 Optimizer = Literal["adam", "adamw"]
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Preset = Literal["tutorial", "cpu", "gpu"]
 StartState = Literal["learned", "zero"]
 Vocab = Literal["chars", "bytes"]  # what a model reads: see vocab.py
@@ -72,7 +72,10 @@ class TrainConfig:
     eval_chars: int = 250_000
     save_every: float = 5.0  # also checkpoint every N minutes
     random_seed: int = 0  # seeds weights, dropout and sampling: same seed, same run on CPU
-    precision: Precision = "fp32"  # fp32 | bf16 | fp16 (autocast; GPUs only)
+    # auto | fp32 | bf16 | fp16 (autocast; fp16 on GPUs only). auto: bf16 on a CPU that computes
+    # it in hardware (AMX, AVX-512 BF16), where the LSTM kernels run 1.3-1.9x faster to the same
+    # held-out loss; fp32 on every other CPU and on GPUs (see device.resolve_precision)
+    precision: Precision = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
 
@@ -224,8 +227,8 @@ def check(model: ModelConfig, train: TrainConfig) -> None:
         )
     if train.max_steps is not None and train.max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, got {train.max_steps}")
-    if train.precision != "fp32" and train.device == "cpu":
-        raise UsageError(f"--precision {train.precision} needs a GPU; use fp32 on the CPU")
+    if train.precision == "fp16" and train.device == "cpu":
+        raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
 
 
 def to_dict(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:

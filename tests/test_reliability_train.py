@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from charrnn_cli import checkpoint
+from charrnn_cli import checkpoint, device
 from tests.helpers import (
     TINY,
     TINY_TEXT,
@@ -69,10 +69,11 @@ def test_every_bad_number_is_one_line_exit_2_and_writes_nothing(cli, tiny_corpus
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="bf16 trains on a GPU")
 def test_an_option_refused_after_the_lock_leaves_no_empty_run_folder(
-    cli, tiny_corpus, charrnn_home
+    cli, tiny_corpus, charrnn_home, monkeypatch
 ):
+    monkeypatch.setattr(device, "native_bf16", lambda: False)  # a CPU without bf16 arithmetic
     r = cli("train", "--corpus", str(tiny_corpus), "--run", "bf", *TINY, "--precision", "bf16")
-    assert r.code == 2 and "needs a GPU" in one_line(r.err)
+    assert r.code == 2 and "no bf16 arithmetic" in one_line(r.err)
     assert runs_left(charrnn_home) == []
 
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from charrnn_cli import checkpoint, store
+from charrnn_cli import checkpoint, device, store
 from tests.helpers import TINY, metrics, val_losses
 
 
@@ -38,9 +38,14 @@ def test_other_cells_train(cli, tiny_corpus, charrnn_home, cell):
     assert store.read_config(cell)["model"]["cell"] == cell
 
 
-def test_resume_matches_an_uninterrupted_run(cli, tiny_corpus, charrnn_home):
+BF16 = pytest.mark.skipif(not device.native_bf16(), reason="this CPU has no bf16 arithmetic")
+
+
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=BF16)])
+def test_resume_matches_an_uninterrupted_run(cli, tiny_corpus, charrnn_home, precision):
     common = ["--corpus", str(tiny_corpus), *TINY, "--eval-every", "10", "--dropout", "0.1",
-              "--layers", "2", "--lr-schedule", "constant", "--random-seed", "3"]  # fmt: skip
+              "--layers", "2", "--lr-schedule", "constant", "--random-seed", "3",
+              "--precision", precision, "--device", "cpu"]  # fmt: skip
     assert cli("train", *common, "--run", "straight", "--max-steps", "90").code == 0
     assert cli("train", *common, "--run", "split", "--max-steps", "45").code == 0
     r = cli("train", *common, "--run", "split", "--max-steps", "90", "--resume")
@@ -80,7 +85,7 @@ def test_resume_refuses_changed_options_and_corpus(cli, tiny_corpus, tmp_path):
         (["--lr", "-1"], 2, "lr"),
         (["--batch-size", "4000"], 2, "shrink --batch-size"),
         (["--cell", "transformer"], 2, "cell"),
-        (["--precision", "bf16", "--device", "cpu"], 2, "GPU"),
+        (["--precision", "fp16", "--device", "cpu"], 2, "GPU"),
         (["--device", "cuda:7"], 2, "cuda"),
     ],
 )

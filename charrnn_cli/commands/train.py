@@ -164,7 +164,8 @@ def train(
     ] = None,
     device: TrainDeviceOption = None,
     precision: Annotated[
-        config.Precision | None, _opt("GPU autocast precision [fp32].", PANEL_RUN)
+        config.Precision | None,
+        _opt("Autocast precision; auto: bf16 on CPUs with AMX or AVX-512 BF16 [auto].", PANEL_RUN),
     ] = None,
     nproc: Annotated[
         int | None,
@@ -279,6 +280,7 @@ def _start_line(rec: Event, where: Console | None = None) -> None:
     text = (
         f"{'resuming' if i['resumed'] else 'training'} on {i['device']}"
         + (f" x {i['world_size']} processes" if i["world_size"] > 1 else "")
+        + (f" in {i['precision']}" if i.get("precision", "fp32") != "fp32" else "")
         + f": {i['parameters']:,} parameters, {i['vocab_size']} characters, "
         f"{i['train_chars']:,} train / {i['val_chars']:,} held out, "
         f"{i['steps_per_epoch']} steps/epoch"
