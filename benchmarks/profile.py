@@ -5,7 +5,9 @@ Training (`train_profile`): charrnn's own `Trainer` on Tiny Shakespeare (the def
 around each piece: the window copy, the restarts, the forward pass (loss included), the
 backward pass (zeroing the gradients included), the clip, the optimizer step, and the metrics
 (the schedule, the loss read back, the log). The real `Trainer.step` is timed over as many steps
-in the same rounds; "rest" is what it spends beyond the pieces (negative: noise).
+in the same rounds; "rest" is what it spends beyond the pieces (negative: noise). Each in fp32
+and, on a CPU with bf16 arithmetic, in the bf16 `--precision auto` picks there (forward under
+autocast, as the trainer runs it).
 
 Sampling (`sample_profile`): a default-size LSTM stepped by the CPU engine (`NumpyStreams`) at
 1, 8, 64 and 256 streams, in ms a step, beside what its parts cost alone at the same sizes: the
@@ -39,14 +41,14 @@ STREAMS = (1, 8, 64, 256)
 ROUNDS = 5
 
 
-def _trainer(preset: str | None):
+def _trainer(preset: str | None, precision: str = "auto"):
     from charrnn_cli import config, encode
     from charrnn_cli.data import CorpusInfo, Job
     from charrnn_cli.distributed import Comm
     from charrnn_cli.train import Trainer
 
     scratch_home()
-    given = {"eval_every": 10**9, "save_every": 10**6, "epochs": 1000}
+    given = {"eval_every": 10**9, "save_every": 10**6, "epochs": 1000, "precision": precision}
     model_cfg, train_cfg = config.build(given, preset)
     data = encode.load(corpus())
     info = CorpusInfo("tinyshakespeare", str(corpus()), data.sha256, "bench")
@@ -74,8 +76,9 @@ def _replica_step(tr, acc: dict[str, float]) -> None:
     t2 = clock()
     h_in = tr._restarts(detach(s.hidden))
     t3 = clock()
-    logits, s.hidden = tr.net(x, h_in)
-    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+    with torch.autocast("cpu", dtype=tr.amp) if tr.amp else nullcontext():
+        logits, s.hidden = tr.net(x, h_in)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
     t4 = clock()
     tr.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -100,9 +103,9 @@ def _replica_step(tr, acc: dict[str, float]) -> None:
         acc[piece] += dt
 
 
-def train_profile(preset: str | None, steps: int) -> dict[str, float]:
+def train_profile(preset: str | None, steps: int, precision: str) -> dict[str, float]:
     """ms a step of each piece, the real step and the rest (medians over rounds)."""
-    tr = _trainer(preset)
+    tr = _trainer(preset, precision)
     for _ in range(3):  # warm-up: allocator, oneDNN primitives
         for _ in tr.step(tr.state.elapsed()):
             pass
@@ -236,9 +239,14 @@ def _shares(figures: dict[str, float], pieces: tuple[str, ...], digits: int) -> 
 
 def run() -> None:
     steps = int(os.environ.get("BENCH_PROFILE_STEPS", 20))
-    for preset in (None, "cpu"):
-        figures = train_profile(preset, steps)
-        emit(bench="profile_train", config=preset or "default", steps_a_round=steps,
+    from charrnn_cli import device
+
+    # fp32, and bf16 where `--precision auto` picks it (a CPU with AMX or AVX-512 BF16)
+    precisions = ("fp32", "bf16") if device.native_bf16() else ("fp32",)
+    for preset, precision in ((p, q) for p in (None, "cpu") for q in precisions):
+        figures = train_profile(preset, steps, precision)
+        emit(bench="profile_train", config=preset or "default", precision=precision,
+             steps_a_round=steps,
              rounds=ROUNDS, threads=torch.get_num_threads(),
              **_shares(figures, TRAIN_PIECES, 2))  # fmt: skip
     one = None
