@@ -53,12 +53,17 @@ class Noise:
     noise is the same."""
 
     def __init__(
-        self, rngs: list[np.random.Generator], vocab_size: int, device: torch.device | None = None
+        self,
+        rngs: list[np.random.Generator],
+        vocab_size: int,
+        device: torch.device | None = None,
+        ahead: bool = True,
     ) -> None:
         self.rngs, self.device = rngs, device
         self.rows = max(1, NOISE_VALUES // vocab_size)
         self.block = np.empty((len(rngs), self.rows, vocab_size), np.float32)  # (B, rows, V)
-        self.spare = np.empty_like(self.block) if len(rngs) >= AHEAD_STREAMS else None
+        ahead = ahead and len(rngs) >= AHEAD_STREAMS
+        self.spare = np.empty_like(self.block) if ahead else None
         self.pending: Future | None = None  # the spare block being drawn
         self.on_device: torch.Tensor | None = None
         self.row = self.rows

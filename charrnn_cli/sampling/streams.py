@@ -20,6 +20,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from charrnn_cli.model import CharRNN, State
+from charrnn_cli.sampling.lanes import Lane, lane_count, run_lanes
 from charrnn_cli.sampling.steppers import make_stepper
 from charrnn_cli.sampling.strategy import Noise, Strategy, mask_numpy, mask_torch
 
@@ -94,15 +95,38 @@ class NumpyStreams(_Streams):
 
     def _setup(self, start: Start, rngs: list[np.random.Generator]) -> None:
         B, V = self.batch, start.logits.shape[-1]
+        k = lane_count(self.model, B, self.strategy)
+        self.lanes: list[Lane] = []
+        if k > 1:  # streams split into lanes, a thread each (see lanes.py)
+            self.lanes = [self._lane(start, rngs, B * i // k, B * (i + 1) // k) for i in range(k)]
+            return
         self.stepper = make_stepper(self.model, start.h, B)
         self.start_logits = start.logits.detach().float().cpu().numpy()  # (1 or B, V)
         self.logits = np.broadcast_to(self.start_logits, (B, V)).copy()
         self.noise = Noise(rngs, V)
 
+    def _lane(self, start: Start, rngs: list[np.random.Generator], lo: int, hi: int) -> Lane:
+        """Streams lo..hi as a lane of their own (their rows of a per-stream start)."""
+
+        def rows(t: torch.Tensor) -> torch.Tensor:  # (L, 1 or B, H)
+            return t[:, lo:hi] if t.shape[1] > 1 else t
+
+        h = start.h
+        part = tuple(rows(t) for t in h) if isinstance(h, tuple) else rows(h)
+        logits = start.logits[lo:hi] if start.logits.shape[0] > 1 else start.logits
+        return Lane(self.model, Start(logits, part), self.strategy, rngs[lo:hi], self.ends)
+
     def run(self, steps: int | None = None, chunk: int = 64) -> Iterator[Chunk]:
         """Step `steps` times (forever when None), yielding a chunk every `chunk` steps."""
         if self.batch == 1:  # matrix-vector products: BLAS keeps those on one thread itself
             yield from self._run(steps, chunk)
+            return
+        if self.lanes:
+            done = 0
+            while steps is None or done < steps:
+                T = chunk if steps is None else min(chunk, steps - done)
+                yield run_lanes(self.lanes, T)
+                done += T
             return
         # One thread (BLAS, and OpenMP for torch's MKL): a step's products are too small to
         # share, and a second thread that spins while another process holds the other core
