@@ -14,7 +14,9 @@ Sampling (`sample_profile`): a default-size LSTM stepped by the CPU engine (`Num
 matrix products (the floor: the faster of numpy's and torch's product at each shape, one
 thread), the nonlinearities (tanh over every gate and over c, the cell's products, on
 contiguous arrays), and the draw (scale, Gumbel noise, argmax, as the engine draws); "rest" is
-the step beyond those: Python, the row lookup, copies, strided slices.
+the step beyond those: Python, the row lookup, copies, strided slices. From 32 streams an
+LSTM's engine steps a lane a core (sampling/lanes.py), so its step can undercut the one-core
+parts and "rest" goes negative.
 
 Every figure is a median over rounds, so a neighbour's burst on a shared machine moves one
 round, not the median. BENCH_PROFILE_STEPS sets the training steps a round (20).
