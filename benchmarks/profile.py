@@ -63,7 +63,7 @@ def _trainer(preset: str | None, precision: str = "auto"):
 
 
 def _replica_step(tr, acc: dict[str, float]) -> None:
-    """`Trainer.step` and `_forward_backward`, one piece at a time (single process, fp32)."""
+    """`Trainer.step` and `_forward_backward`, piece by piece (autocast as the trainer has it)."""
     from charrnn_cli import batches
     from charrnn_cli.model import detach
     from charrnn_cli.optim import lr_at
@@ -78,7 +78,7 @@ def _replica_step(tr, acc: dict[str, float]) -> None:
     t2 = clock()
     h_in = tr._restarts(detach(s.hidden))
     t3 = clock()
-    with torch.autocast("cpu", dtype=tr.amp) if tr.amp else nullcontext():
+    with torch.autocast(tr.dev.type, dtype=tr.amp) if tr.amp else nullcontext():
         logits, s.hidden = tr.net(x, h_in)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
     t4 = clock()

@@ -290,19 +290,20 @@ def new_run(job: Job, **facts: Any) -> MetricsWriter:
     return MetricsWriter(job.name)
 
 
-def resume_run(job: Job, world_size: int, step: int) -> MetricsWriter:
+def resume_run(job: Job, world_size: int, step: int, **facts: Any) -> MetricsWriter:
     """Ready a resumed run's folder; returns its metrics writer.
 
     The job's train section replaces the stored one, so limits given anew stay the run's for a
     later --resume; the world size is stored with it because batch_size counts the streams of
-    one process. The metrics are cut back to the checkpoint's `step`, so the resumed run does
+    one process; `facts` (the precision this machine trains in) replace the stored ones too.
+    The metrics are cut back to the checkpoint's `step`, so the resumed run does
     not log its steps twice."""
     from charrnn_cli.config import to_dict
 
     _make_folder(job.name)
     stored = read_config(job.name)
     stored["train"] = to_dict(job.model, job.train)["train"]
-    stored["world_size"] = world_size
+    stored.update(world_size=world_size, **facts)
     stored.pop("format", None)  # write_config puts this version's first
     write_config(job.name, stored)
     rewrite_metrics(job.name, step)

@@ -141,11 +141,12 @@ class Trainer:
     def _open_run(self) -> store.MetricsWriter:
         job, world, dev = self.job, self.comm.world, self.dev
         if job.resume:
-            return store.resume_run(job, world, self.state.step)
+            return store.resume_run(job, world, self.state.step, precision_used=self.precision)
         parameters, where = self.model.num_parameters(), device.describe(dev)
         return store.new_run(
-            job, parameters=parameters, device=where, world_size=world, torch=torch.__version__
-        )
+            job, parameters=parameters, device=where, world_size=world, torch=torch.__version__,
+            precision_used=self.precision,
+        )  # fmt: skip
 
     def agree(self, should_stop: Callable[[], str | None]) -> tuple[str, float]:
         """Why training ends now ("" to go on), and the clock every rank goes by.
@@ -202,9 +203,12 @@ class Trainer:
         h_in = self._restarts(detach(s.hidden))
         amp = self.amp
         with torch.autocast(self.dev.type, dtype=amp) if amp else contextlib.nullcontext():
-            logits, s.hidden = self.net(x, h_in)  # (B, T, V)
+            logits, h_out = self.net(x, h_in)  # (B, T, V)
             flat = logits.float().reshape(-1, logits.shape[-1])  # (B*T, V)
             loss = F.cross_entropy(flat, y.reshape(-1))
+        # the state autocast left is bf16 or fp16: carry (and checkpoint) it as fp32, the same
+        # values, so that a run resumed in fp32 (another machine, --device) can take it up
+        s.hidden = _as_fp32(h_out) if amp else h_out
         if s.step + 1 in self.nan_steps:
             loss = loss * float("nan")
         self.opt.zero_grad(set_to_none=True)
@@ -338,3 +342,9 @@ class Trainer:
     def _record(self, kind: Kind, **fields: Any) -> Event:
         s = self.state
         return Event(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)
+
+
+def _as_fp32(h: State) -> State:
+    if isinstance(h, tuple):
+        return (h[0].float(), h[1].float())
+    return h.float()

@@ -176,8 +176,9 @@ class Lane:
         half, w_out, b_out = self.head
         done = 0
         # inference mode is per thread: the buffers may be inference tensors (a lane made
-        # under it), which only it may update in place; one BLAS/OpenMP thread a lane
-        with _controller().limit(limits=1), torch.inference_mode():
+        # under it), which only it may update in place. One OpenMP thread a lane (torch's
+        # products follow it); not OpenBLAS, whose limits only its first caller may set
+        with _controller().limit(limits=1, user_api="openmp"), torch.inference_mode():
             while done < T:
                 if noise.row == noise.rows:
                     noise.refill()
