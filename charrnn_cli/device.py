@@ -7,6 +7,7 @@ there is an error, never a silent fallback.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -88,11 +89,34 @@ def info() -> dict[str, str | int | None]:
     }
 
 
+# oneDNN's instruction sets below AVX512_CORE_BF16, as ONEDNN_MAX_CPU_ISA names them: a cap
+# at one of these turns the CPU's bf16 off for oneDNN whatever the CPU itself has.
+_ISA_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE"}
+_ISA_WITHOUT_BF16 |= {"AVX512_CORE_VNNI"}
+
+
+@functools.cache
 def native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX tiles or AVX-512 BF16). There oneDNN's
-    LSTM kernels run ~2x faster in bf16 than in fp32; elsewhere bf16 is emulated and slower."""
+    """Whether this CPU computes bf16 in hardware (AMX tiles or AVX-512 BF16) and oneDNN may use
+    it. There oneDNN's LSTM kernels run ~2x faster in bf16 than in fp32; elsewhere bf16 is
+    emulated and slower, or, with oneDNN capped below it (ONEDNN_MAX_CPU_ISA=AVX2), refused."""
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    if not any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks):
+        return False
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    if cap.strip().upper() in _ISA_WITHOUT_BF16:
+        return False
+    return _bf16_lstm_runs()
+
+
+def _bf16_lstm_runs() -> bool:
+    """One step of a 2-unit LSTM under bf16 autocast: True if oneDNN builds and runs it."""
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
+    except RuntimeError:
+        return False
+    return True
 
 
 def resolve_precision(precision: str, dev: torch.device) -> str:

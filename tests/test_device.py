@@ -11,7 +11,7 @@ import torch
 
 from charrnn_cli import device
 from charrnn_cli.errors import UsageError
-from tests.helpers import TINY, val_losses
+from tests.helpers import TINY, spawn, val_losses
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda", 0)
 
@@ -51,6 +51,18 @@ def test_native_bf16_reads_the_cpu():
     # torch also asks whether the OS enabled AMX, so only one way round is certain
     if device.native_bf16():
         assert {"amx_bf16", "avx512_bf16"} & flags
+
+
+def test_onednn_capped_below_bf16_trains_in_fp32(tiny_corpus, charrnn_home):
+    # A user's ONEDNN_MAX_CPU_ISA=AVX2 turns oneDNN's bf16 LSTM off on an AMX CPU: `auto` must
+    # then mean fp32, not a run that dies building its first kernel
+    args = ["train", "--corpus", str(tiny_corpus), *TINY, "--max-steps", "3", "--device", "cpu"]
+    proc = spawn(*args, env={"ONEDNN_MAX_CPU_ISA": "AVX2", "CHARRNN_HOME": str(charrnn_home)})
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "in bf16" not in err
+    config = json.loads(next(charrnn_home.glob("runs/*/config.json")).read_text())
+    assert config["precision_used"] == "fp32"
 
 
 @pytest.mark.skipif(not device.native_bf16(), reason="this CPU has no bf16 arithmetic")
