@@ -90,7 +90,7 @@ def info() -> dict[str, str | int | None]:
 
 
 # oneDNN's instruction sets below AVX512_CORE_BF16, as ONEDNN_MAX_CPU_ISA names them: a cap
-# at one of these turns the CPU's bf16 off for oneDNN whatever the CPU itself has.
+# at one of these leaves oneDNN's bf16 emulated or refused, whatever the CPU itself has.
 _ISA_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE"}
 _ISA_WITHOUT_BF16 |= {"AVX512_CORE_VNNI"}
 
@@ -104,16 +104,19 @@ def native_bf16() -> bool:
     if not any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks):
         return False
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
-    if cap.strip().upper() in _ISA_WITHOUT_BF16:
+    if cap.upper() in _ISA_WITHOUT_BF16:
         return False
     return _bf16_lstm_runs()
 
 
 def _bf16_lstm_runs() -> bool:
-    """One step of a 2-unit LSTM under bf16 autocast: True if oneDNN builds and runs it."""
+    """One training step of a 2-unit LSTM under bf16 autocast, forward and backward: True if
+    oneDNN builds and runs both. (Called before a run seeds torch, so the few random numbers
+    the LSTM's initial weights take change no run.)"""
     try:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y, _ = torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
+        y.float().sum().backward()
     except RuntimeError:
         return False
     return True

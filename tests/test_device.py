@@ -53,6 +53,32 @@ def test_native_bf16_reads_the_cpu():
         assert {"amx_bf16", "avx512_bf16"} & flags
 
 
+@pytest.mark.parametrize(
+    "name, cap", [("ONEDNN_MAX_CPU_ISA", "avx2"), ("DNNL_MAX_CPU_ISA", "AVX2")]
+)
+def test_a_onednn_cap_is_read_in_either_spelling(monkeypatch, name, cap):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(device, "_bf16_lstm_runs", lambda: True)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert device.native_bf16.__wrapped__() is True
+    monkeypatch.setenv(name, cap)
+    assert device.native_bf16.__wrapped__() is False
+
+
+def test_bf16_is_off_where_onednn_cannot_build_its_lstm(monkeypatch):
+    # flags that say bf16 and a oneDNN that refuses it (a cap under another name, an old build)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("could not create a primitive descriptor for the LSTM forward")
+
+    monkeypatch.setattr(torch.nn, "LSTM", refuse)
+    assert device.native_bf16.__wrapped__() is False
+
+
 def test_onednn_capped_below_bf16_trains_in_fp32(tiny_corpus, charrnn_home):
     # A user's ONEDNN_MAX_CPU_ISA=AVX2 turns oneDNN's bf16 LSTM off on an AMX CPU: `auto` must
     # then mean fp32, not a run that dies building its first kernel
