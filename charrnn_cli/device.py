@@ -91,8 +91,9 @@ def info() -> dict[str, str | int | None]:
 
 # oneDNN's instruction sets below AVX512_CORE_BF16, as ONEDNN_MAX_CPU_ISA names them: a cap
 # at one of these leaves oneDNN's bf16 emulated or refused, whatever the CPU itself has.
-_ISA_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE"}
-_ISA_WITHOUT_BF16 |= {"AVX512_CORE_VNNI"}
+_ISA_WITHOUT_BF16 = frozenset(
+    ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+)
 
 
 @functools.cache
@@ -111,10 +112,10 @@ def native_bf16() -> bool:
 
 def _bf16_lstm_runs() -> bool:
     """One training step of a 2-unit LSTM under bf16 autocast, forward and backward: True if
-    oneDNN builds and runs both. (Called before a run seeds torch, so the few random numbers
-    the LSTM's initial weights take change no run.)"""
+    oneDNN builds and runs both. The LSTM's initial weights draw from a forked generator, so
+    the probe leaves torch's random state as it found it, whenever it is called."""
     try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.random.fork_rng(devices=[]), torch.autocast("cpu", dtype=torch.bfloat16):
             y, _ = torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
         y.float().sum().backward()
     except RuntimeError:
