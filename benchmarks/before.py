@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn_cli import batches, train
-from charrnn_cli.data import check_data
-from charrnn_cli.encode import Encoded, smallest_dtype
+from charrnn_cli.data import batches
+from charrnn_cli.data.encode import Encoded, smallest_dtype
+from charrnn_cli.training import train
+from charrnn_cli.training.job import check_data
 
 CHUNK = 1 << 22
 

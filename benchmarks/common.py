@@ -53,9 +53,10 @@ def minutes(default: float) -> float:
 
 def train_records(given: dict, preset: str | None = None, corpus_path: Path | None = None):
     """charrnn's own training loop, in this process: yields its records."""
-    from charrnn_cli import config, encode
-    from charrnn_cli.data import CorpusInfo, Job
-    from charrnn_cli.train import train
+    from charrnn_cli import config
+    from charrnn_cli.data import encode
+    from charrnn_cli.training.job import CorpusInfo, Job
+    from charrnn_cli.training.train import train
 
     scratch_home()
     model_cfg, train_cfg = config.build(given, preset)

@@ -14,7 +14,7 @@ SIZE = 30_000_000
 OURS = """
 import json, sys, time
 from pathlib import Path
-from charrnn_cli.encode import encode_bytes
+from charrnn_cli.data.encode import encode_bytes
 data = Path(sys.argv[1]).read_bytes()
 t = time.perf_counter(); ids, vocab = encode_bytes(data); dt = time.perf_counter() - t
 peak = peak_mb()

@@ -25,7 +25,7 @@ REF = """
 import json, sys, time
 sys.path.insert(0, sys.argv[3])
 from benchmarks import reference
-from charrnn_cli.encode import load
+from charrnn_cli.data.encode import load
 from pathlib import Path
 d = load(Path(sys.argv[1]))
 reference.train(d.ids, len(d.vocab), float(sys.argv[2]))

@@ -44,10 +44,11 @@ ROUNDS = 5
 
 
 def _trainer(preset: str | None, precision: str = "auto"):
-    from charrnn_cli import config, encode
-    from charrnn_cli.data import CorpusInfo, Job
-    from charrnn_cli.distributed import Comm
-    from charrnn_cli.train import Trainer
+    from charrnn_cli import config
+    from charrnn_cli.data import encode
+    from charrnn_cli.training.distributed import Comm
+    from charrnn_cli.training.job import CorpusInfo, Job
+    from charrnn_cli.training.train import Trainer
 
     scratch_home()
     given = {"eval_every": 10**9, "save_every": 10**6, "epochs": 1000, "precision": precision}
@@ -64,9 +65,9 @@ def _trainer(preset: str | None, precision: str = "auto"):
 
 def _replica_step(tr, acc: dict[str, float]) -> None:
     """`Trainer.step` and `_forward_backward`, piece by piece (autocast as the trainer has it)."""
-    from charrnn_cli import batches
+    from charrnn_cli.data import batches
     from charrnn_cli.model import detach
-    from charrnn_cli.optim import lr_at
+    from charrnn_cli.training.optim import lr_at
 
     s, tcfg, clock = tr.state, tr.tcfg, time.perf_counter
     t0 = clock()
@@ -199,8 +200,9 @@ def sample_profile(B: int) -> dict[str, float]:
     """ms a step of the CPU engine at B streams, and of its parts alone."""
     from charrnn_cli.config import ModelConfig
     from charrnn_cli.model import CharRNN
+    from charrnn_cli.sampling.start import prime
     from charrnn_cli.sampling.strategy import Strategy, stream_rngs
-    from charrnn_cli.sampling.streams import make_streams, prime
+    from charrnn_cli.sampling.streams import make_streams
 
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=65)

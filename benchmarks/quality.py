@@ -24,7 +24,7 @@ def run() -> None:
         [*charrnn(), "eval", "--run", "q", "--json"], env=env, check=True, capture_output=True
     ).stdout
     ours = json.loads(out)["loss"]
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
 
     data = encode.load(corpus())
     train_ids, val_ids = reference.split(data.ids, 0.1)

@@ -35,8 +35,8 @@ t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[4])
 from pathlib import Path
 from charrnn_cli import config, corpora, encode
-from charrnn_cli.data import CorpusInfo, Job
-from charrnn_cli.train import train
+from charrnn_cli.training.job import CorpusInfo, Job
+from charrnn_cli.training.train import train
 side, path, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 cf = corpora.resolve(str(path))  # as `charrnn train --corpus PATH` does: hashed, checked
 if side == "before":

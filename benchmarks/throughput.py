@@ -59,7 +59,7 @@ def charrnn_cps(given: dict, seconds: float) -> float:
 
 
 def run(seconds: float = 20.0) -> None:
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
 
     data = encode.load(corpus())
     ref_cps = reference.train(data.ids, len(data.vocab), seconds)[1]["chars_per_sec"]

@@ -117,8 +117,7 @@ class Model:
     def score(self, text: str) -> dict[str, Any]:
         """The figures of `charrnn eval --corpus` on `text`: chars, loss (nats per character),
         bits_per_char, perplexity, accuracy, skipped (characters outside the vocabulary)."""
-        from charrnn_cli.commands.evaluate import BLOCK_CHARS
-        from charrnn_cli.evaluate import figures, score_text
+        from charrnn_cli.evaluate import BLOCK_CHARS, figures, score_text
         from charrnn_cli.text import read_blocks
 
         blocks = read_blocks(io.BytesIO(text.encode("utf-8")), "the text", BLOCK_CHARS)

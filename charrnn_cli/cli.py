@@ -45,6 +45,32 @@ app = typer.Typer(
 _debug = os.environ.get("CHARRNN_DEBUG", "") not in ("", "0")
 
 
+def _finite_floats() -> None:
+    """Every float option takes finite numbers only. Typer below 0.29 (pyproject.toml bounds
+    it there) lets `nan` through a declared range, since nan compares false with both bounds,
+    and `inf` through an open-ended one; its range type is wrapped once, here, for every
+    command (tests/test_reliability_classes.py walks them)."""
+    import math
+
+    from typer._click import types
+
+    if getattr(types.FloatRange.convert, "charrnn_finite", False):
+        return
+    convert = types.FloatRange.convert
+
+    def finite(self, value, param, ctx):  # click's signature
+        number = convert(self, value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+    finite.charrnn_finite = True  # type: ignore[attr-defined]
+    types.FloatRange.convert = finite
+
+
+_finite_floats()
+
+
 def _version(value: bool) -> None:
     if value:
         console.out(f"charrnn {__version__}")
@@ -133,7 +159,7 @@ def _answer_ctrl_c() -> None:
 def _resource_message(exc: BaseException) -> str | None:
     """One line for a failure of the machine rather than of charrnn: a disk that is full or
     read-only, a folder without permission, memory that ran out. None for anything else."""
-    from charrnn_cli import paths
+    from charrnn_cli.runs import paths
 
     if isinstance(exc, OSError) and paths.is_storage_error(exc):
         reason = paths.STORAGE_ERRNOS[exc.errno or 0]

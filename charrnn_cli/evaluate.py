@@ -23,12 +23,14 @@ import torch.nn.functional as F
 
 from charrnn_cli.errors import UsageError
 from charrnn_cli.model import CharRNN, State
-from charrnn_cli.store import LN2
+from charrnn_cli.runs.store import LN2
 
 EVAL_ROWS = 16  # streams read in parallel; each starts cold, so few keep the bias negligible
 EVAL_CHUNK = 256  # characters per forward call (of EVAL_ROWS rows; fewer with more rows)
 ROW_CHARS = 1 << 16  # a long text gets a stream per this many characters...
 MAX_ROWS = 1024  # ...up to this many
+
+BLOCK_CHARS = 4_000_000  # characters scored per block of a --corpus text or the API's text
 
 
 @dataclass
@@ -123,7 +125,7 @@ def score_text(
     """Score a text given in blocks (`charrnn eval --corpus` and the API's `score`): the Score,
     the characters a byte run's bytes make (0 for a run of characters) and the characters
     skipped as outside the vocabulary (refused with `strict`)."""
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
     from charrnn_cli.vocab import characters_in
 
     dev = next(model.parameters()).device

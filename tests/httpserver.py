@@ -203,7 +203,7 @@ def http_server() -> Iterator[FaultServer]:
 @pytest.fixture
 def fast_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiny timeouts, two retries and no backoff, so fault tests take milliseconds."""
-    from charrnn_cli import download
+    from charrnn_cli.corpora import download
 
     fast = download.DownloadOptions(
         connect_timeout=2.0,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from charrnn_cli import batches
 from charrnn_cli.config import TrainConfig
+from charrnn_cli.data import batches
 
 CPU = torch.device("cpu")
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from charrnn_cli import checkpoint, store
+from charrnn_cli.runs import checkpoint, store
 from tests.helpers import TINY, TINY_TEXT
 
 MIXED = "naïve café, 言語の処理, Ελληνικά — “quoted”\n"
@@ -100,11 +100,10 @@ def test_eval_max_chars_of_a_text_scores_only_its_first_characters(
 ):
     """Read in blocks, a text cut at --max-chars is scored from its first N characters alone,
     as if the rest were not there: never a piece of a later block."""
-    from charrnn_cli.commands import evaluate as evaluate_cmd
 
     head = tiny_corpus.parent / "head.txt"
     head.write_text(tiny_corpus.read_text(encoding="utf-8")[:700], encoding="utf-8")
-    monkeypatch.setattr(evaluate_cmd, "BLOCK_CHARS", 300)  # the cut falls in the third block
+    monkeypatch.setattr("charrnn_cli.evaluate.BLOCK_CHARS", 300)  # the cut falls in the third block
     cut = json.loads(cli("eval", "--run", "c", "--json", "--corpus", str(tiny_corpus),
                          "--max-chars", "700").out)  # fmt: skip
     alone = json.loads(cli("eval", "--run", "c", "--json", "--corpus", str(head)).out)

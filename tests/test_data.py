@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from charrnn_cli.config import TrainConfig
-from charrnn_cli.data import CorpusInfo, check_data, min_chars, split
 from charrnn_cli.errors import UsageError
+from charrnn_cli.training.job import CorpusInfo, check_data, min_chars, split
 
 
 def test_the_held_out_part_is_the_tail():
@@ -56,7 +56,8 @@ def test_the_corpus_record_round_trips_in_config_jsons_layout():
 
 
 def test_the_corpus_record_of_a_run_is_what_config_json_holds(cli, tiny_corpus, charrnn_home):
-    from charrnn_cli import corpora, store
+    from charrnn_cli import corpora
+    from charrnn_cli.runs import store
 
     r = cli(
         "train",
@@ -81,5 +82,8 @@ def test_the_corpus_record_of_a_run_is_what_config_json_holds(cli, tiny_corpus, 
 
 
 def test_preparing_a_run_does_not_import_torch():
-    code = "import sys, charrnn_cli.jobs, charrnn_cli.data; sys.exit('torch' in sys.modules)"
+    code = (
+        "import sys, charrnn_cli.training.jobs, charrnn_cli.training.job;"
+        " sys.exit('torch' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -25,9 +25,10 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from charrnn_cli import console, launch
-from charrnn_cli.distributed import Comm, from_env
+from charrnn_cli import console
 from charrnn_cli.errors import CharrnnError, Interrupted, UsageError
+from charrnn_cli.training import launch
+from charrnn_cli.training.distributed import Comm, from_env
 from tests.helpers import DIST_OPTS as OPTS
 from tests.helpers import DIST_TOL as TOL
 from tests.helpers import TINY_TEXT as TEXT
@@ -72,7 +73,7 @@ def _checkpoint(home: Path, run: str, which: str = "last") -> dict:
 
 SPY = """
 import os, sys, torch
-import charrnn_cli.train as T
+import charrnn_cli.training.train as T
 from charrnn_cli.cli import main
 
 made = []
@@ -123,7 +124,7 @@ def _bad_step_job(base: Path, corpus: Path, env: dict[str, str]) -> SimpleNamesp
 
 def _busy_job(base: Path, corpus: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """`--nproc 2` on a run whose lock this process holds."""
-    from charrnn_cli import locks
+    from charrnn_cli.runs import locks
 
     folder = base / "home" / "runs" / "busy"
     folder.mkdir(parents=True)

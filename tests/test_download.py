@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from charrnn_cli import download
+from charrnn_cli.corpora import download
 from charrnn_cli.errors import CorruptFileError, NetworkError
 
 pytest_plugins = ["httpserver"]

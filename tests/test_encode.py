@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from charrnn_cli import encode, idmaps
+from charrnn_cli.data import encode, idmaps
 from charrnn_cli.errors import CharrnnError, CorruptFileError, WriteError
 from charrnn_cli.vocab import BYTES
 

@@ -52,7 +52,7 @@ def test_eval_refuses_non_utf8_and_empty_text(cli, run, tmp_path, monkeypatch):
     r = cli("eval", "--run", run, "--corpus", str(bad))
     assert r.code == 4 and f"{bad} is not UTF-8 text at byte 8" in r.err
     # the offset counts from the start of the text, across blocks and a character split by them
-    monkeypatch.setattr("charrnn_cli.commands.evaluate.BLOCK_CHARS", 7)
+    monkeypatch.setattr("charrnn_cli.evaluate.BLOCK_CHARS", 7)
     bad.write_bytes("the cat é sat ".encode() * 3 + b"\xc3(")
     r = cli("eval", "--run", run, "--corpus", str(bad))
     assert r.code == 4 and f"{bad} is not UTF-8 text at byte 45" in r.err

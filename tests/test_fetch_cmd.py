@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn_cli import corpora, paths
+from charrnn_cli import corpora
+from charrnn_cli.runs import paths
 from tests.helpers import cache_files, one_error_line, stdin_bytes
 
 pytest_plugins = ["httpserver"]

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn_cli import checkpoint, config, console, finetune, jobs, store
-from charrnn_cli.distributed import Comm
+from charrnn_cli import config, console
 from charrnn_cli.errors import CharrnnError
-from charrnn_cli.train import Trainer
+from charrnn_cli.runs import checkpoint, store
+from charrnn_cli.training import finetune, jobs
+from charrnn_cli.training.distributed import Comm
+from charrnn_cli.training.train import Trainer
 from tests.helpers import DIST_OPTS, DIST_TOL, TINY, dist_env, run_cmd, torchrun, val_losses
 
 # the tiny text's characters are lowercase letters, ' ', '.' and '\n'; this one adds others

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from charrnn_cli import encode, idmaps, paths
+from charrnn_cli.data import encode, idmaps
 from charrnn_cli.errors import CharrnnError
+from charrnn_cli.runs import paths
 
 TEXT = "the cat sat on the mat; a bat!\n" * 50
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from charrnn_cli.sampling import lanes, streams
+from charrnn_cli.sampling import start as starts
 from charrnn_cli.sampling.strategy import Strategy, stream_rngs
 from tests.helpers import tiny_model
 
@@ -20,7 +21,7 @@ def _draw(m, k: int, B: int, strategy: Strategy, ends, per_stream: bool, monkeyp
     g = torch.Generator().manual_seed(5)
     seed = torch.randint(0, V, (B if per_stream else 1, 6), generator=g)
     with torch.inference_mode():
-        start = streams.prime(m, seed)  # (1 or B) rows
+        start = starts.prime(m, seed)  # (1 or B) rows
     if per_stream:  # made under inference mode, as `charrnn sample` makes them
         with torch.inference_mode():
             s = streams.NumpyStreams(m, start, strategy, stream_rngs(7, B), ends)
@@ -38,7 +39,7 @@ def _draw(m, k: int, B: int, strategy: Strategy, ends, per_stream: bool, monkeyp
 @pytest.mark.parametrize("line_ends", [False, True])
 def test_lanes_draw_what_one_lane_draws(monkeypatch, layers, temperature, line_ends):
     m = tiny_model(V, 8, 12, layers=layers)
-    ends = streams.LineEnds(newline=0, budget=5) if line_ends else None
+    ends = starts.LineEnds(newline=0, budget=5) if line_ends else None
     for per_stream in (False, True):
         args = (40, Strategy(temperature), ends, per_stream, monkeypatch)
         one, one_ends = _draw(m, 1, *args)

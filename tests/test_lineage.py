@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from charrnn_cli import config, lineage, store
-from charrnn_cli.encode import Encoded, encode_bytes
+from charrnn_cli import config
+from charrnn_cli.data.encode import Encoded, encode_bytes
 from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.runs import store
+from charrnn_cli.training import lineage
 
 
 def _fake_run(name: str, vocab: str = "abc", parent: dict | None = None, **model) -> None:

@@ -12,8 +12,9 @@ import torch
 from charrnn_cli.errors import CharrnnError
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling.lines import LineRules, Tally, make_rules, sample_lines, scan_corpus
+from charrnn_cli.sampling.start import prime
 from charrnn_cli.sampling.strategy import Strategy, stream_rngs
-from charrnn_cli.sampling.streams import make_streams, prime
+from charrnn_cli.sampling.streams import make_streams
 from tests.helpers import TINY, tiny_model
 
 VOCAB = "\nabcdef"  # an untrained model ends a line about one character in seven

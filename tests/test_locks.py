@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from charrnn_cli import locks
+from charrnn_cli.runs import locks
 
 
 def test_a_second_locker_is_refused_and_told_the_holders_pid(tmp_path):

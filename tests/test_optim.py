@@ -10,7 +10,7 @@ import torch
 from charrnn_cli import config
 from charrnn_cli.config import TrainConfig
 from charrnn_cli.model import CharRNN
-from charrnn_cli.optim import decayed, lr_at, make_optimizer
+from charrnn_cli.training.optim import decayed, lr_at, make_optimizer
 from tests.helpers import tiny_model
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from charrnn_cli import paths
 from charrnn_cli.errors import UsageError
+from charrnn_cli.runs import paths
 
 
 def test_atomic_file_can_name_the_file_once_its_content_is_known(tmp_path):

@@ -12,9 +12,9 @@ from charrnn_cli.config import ModelConfig
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling.pool import Joiner, Pool
 from charrnn_cli.sampling.samples import sample
+from charrnn_cli.sampling.start import prime, start_state
 from charrnn_cli.sampling.steppers import make_stepper
 from charrnn_cli.sampling.strategy import Strategy
-from charrnn_cli.sampling.streams import prime, start_state
 
 VOCAB = "abcdefg"
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from charrnn_cli import checkpoint, errors
+from charrnn_cli import errors
+from charrnn_cli.runs import checkpoint
 from tests.helpers import one_line
 
 ROOT = Path(__file__).resolve().parents[1]

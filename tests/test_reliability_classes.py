@@ -29,8 +29,9 @@ from typing import Any
 import pytest
 import typer.main
 
-from charrnn_cli import config, console, corpora, paths, readback, store
+from charrnn_cli import config, console, corpora
 from charrnn_cli.cli import app
+from charrnn_cli.runs import paths, readback, store
 from tests.helpers import TINY
 
 LINES = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
@@ -59,13 +60,30 @@ def _options() -> dict[tuple[str, ...], list[Any]]:
     return found
 
 
+def _kind(p: Any) -> type | None:
+    """int or float for a numeric option (Typer 0.29 describes its type, earlier ones name a
+    click range), else None."""
+    desc = getattr(p, "type_descriptor", None)
+    if desc is not None:
+        return desc.annotation if desc.annotation in (int, float) else None
+    name = getattr(p.type, "name", "")
+    return {"integer": int, "int range": int, "float": float, "float range": float}.get(name)
+
+
+def _flag(p: Any) -> str:
+    """The option's first name (a flag on by default has only its negation, `--no-echo-seed`)."""
+    return (p.opts or p.secondary_opts)[0]
+
+
+def _bounds(p: Any) -> tuple[Any, Any]:
+    """The option's declared min and max, on the option or on its range type."""
+    if hasattr(p, "min"):
+        return p.min, p.max
+    return getattr(p.type, "min", None), getattr(p.type, "max", None)
+
+
 OPTIONS = _options()
-NUMERIC = [
-    (path, p)
-    for path, params in OPTIONS.items()
-    for p in params
-    if getattr(p.type_descriptor, "annotation", None) in (int, float)
-]
+NUMERIC = [(path, p) for path, params in OPTIONS.items() for p in params if _kind(p) is not None]
 
 
 @pytest.fixture(scope="module")
@@ -130,45 +148,48 @@ def _args(path: tuple[str, ...], flag: str, value: str, n: int) -> list[str]:
 
 def _beyond(p: Any) -> list[str]:
     """Values past the option's bounds and at its type's limits."""
-    if p.type_descriptor.annotation is float:
-        return ["nan", "inf", "-inf", "1e400", repr(p.min - 1e-6), repr(p.max * 1.5 + 1)]
-    return [str(p.min - 1), str(p.max + 1), str(2**63), str(2**64), str(-(2**63) - 1)]
+    low, high = _bounds(p)
+    if _kind(p) is float:
+        return ["nan", "inf", "-inf", "1e400", repr(low - 1e-6), repr(high * 1.5 + 1)]
+    return [str(low - 1), str(high + 1), str(2**63), str(2**64), str(-(2**63) - 1)]
 
 
 def test_every_numeric_option_declares_finite_bounds_within_its_type():
     assert len(NUMERIC) >= 35  # the walk found the options
     for path, p in NUMERIC:
-        where = f"{' '.join(path)} {p.opts[0]}"
-        assert p.min is not None and p.max is not None, where
-        if p.type_descriptor.annotation is int:
-            assert -(2**63) <= p.min <= p.max <= config.INT_MAX, where
+        where = f"{' '.join(path)} {_flag(p)}"
+        low, high = _bounds(p)
+        assert low is not None and high is not None, where
+        if _kind(p) is int:
+            assert -(2**63) <= low <= high <= config.INT_MAX, where
         else:
-            assert math.isfinite(p.min) and math.isfinite(p.max), where
+            assert math.isfinite(low) and math.isfinite(high), where
     for key, (low, high) in config.BOUNDS.items():  # the config's are the same, declared once
         for path, p in NUMERIC:
             if path == ("train",) and p.name == key:
-                assert (p.min, p.max) == (low, high), key
+                assert _bounds(p) == (low, high), key
 
 
 def test_every_numeric_option_past_its_bounds_is_one_line_exit_2(cli, home):
     for n, (path, p) in enumerate(NUMERIC):
         for value in _beyond(p):
-            r = cli(*_args(path, p.opts[0], value, 2 * n))
+            r = cli(*_args(path, _flag(p), value, 2 * n))
             line = one_line(r.err)
-            assert r.code == 2 and p.opts[0] in line, (path, p.opts[0], value, line)
-            assert r.out == "", (path, p.opts[0], value)
+            assert r.code == 2 and _flag(p) in line, (path, _flag(p), value, line)
+            assert r.out == "", (path, _flag(p), value)
     assert sorted(p.name for p in (home / "runs").iterdir()) == ["m"]  # nothing was written
 
 
 def test_every_numeric_option_at_its_bounds_is_never_an_internal_error(cli, home):
     for n, (path, p) in enumerate(NUMERIC):
-        if (path[0], p.opts[0]) in NEED_NETWORK:
+        if (path[0], _flag(p)) in NEED_NETWORK:
             continue
-        values = [p.min] if (path[0], p.opts[0]) in RUN_AS_LONG_AS_TOLD else [p.min, p.max]
+        low, high = _bounds(p)
+        values = [low] if (path[0], _flag(p)) in RUN_AS_LONG_AS_TOLD else [low, high]
         for k, value in enumerate(values):
-            r = cli(*_args(path, p.opts[0], str(value), 2 * n + k))
-            assert r.code in DOCUMENTED, (path, p.opts[0], value, r.err)
-            assert "internal error" not in r.err and "Traceback" not in r.err, (path, p.opts[0])
+            r = cli(*_args(path, _flag(p), str(value), 2 * n + k))
+            assert r.code in DOCUMENTED, (path, _flag(p), value, r.err)
+            assert "internal error" not in r.err and "Traceback" not in r.err, (path, _flag(p))
 
 
 # 2. names charrnn makes -----------------------------------------------------------------------
@@ -217,7 +238,7 @@ def dead_pid() -> int:
 def test_every_folder_charrnn_writes_in_has_its_dead_writers_temps_swept(
     cli, home, tmp_path, monkeypatch
 ):
-    from charrnn_cli import idmaps
+    from charrnn_cli.data import idmaps
 
     written: set[Path] = set()
     make_temp = paths.temp_path
@@ -262,8 +283,8 @@ TEXT_OPTIONS = {"--text", "--seed", "--corpus", "--from"}
 
 def _text_entries() -> list[tuple[tuple[str, ...], str]]:
     """(command, option) for every option that takes text or names where text comes from."""
-    return [(path, p.opts[0]) for path, ps in OPTIONS.items() for p in ps
-            if p.opts[0] in TEXT_OPTIONS]  # fmt: skip
+    return [(path, _flag(p)) for path, ps in OPTIONS.items() for p in ps
+            if _flag(p) in TEXT_OPTIONS]  # fmt: skip
 
 
 def test_every_way_text_enters_meets_one_decoder_and_one_error(cli, home, tmp_path, monkeypatch):
@@ -373,7 +394,7 @@ def test_every_number_of_a_metrics_line_is_checked_for_range():
 
 
 def test_every_field_of_an_encoded_entry_is_checked_before_it_is_trusted(tmp_path, charrnn_home):
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
 
     text = tmp_path / "t.txt"
     text.write_text("abcabd\n" * 30)
@@ -399,8 +420,9 @@ def test_every_field_of_an_encoded_entry_is_checked_before_it_is_trusted(tmp_pat
 
 
 def test_gc_frees_nothing_a_held_lock_guards(cli, home, tmp_path, monkeypatch):
-    from charrnn_cli import idmaps, locks
     from charrnn_cli.corpora import collecting
+    from charrnn_cli.data import idmaps
+    from charrnn_cli.runs import locks
 
     monkeypatch.setattr(idmaps, "IN_MEMORY", 1)
     plain = tmp_path / "plain.txt"  # trained on in place: no stored text, no name

@@ -54,7 +54,7 @@ def test_eval_takes_any_size(cli, run, monkeypatch, text):
 def test_eval_never_holds_the_whole_text(cli, run, monkeypatch):
     """The text is scored in blocks of BLOCK_CHARS characters, whatever its size, so memory is
     bounded by the block (4,000,000 characters), not the input: here blocks of 1,000."""
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
 
     seen: list[int] = []
     real = encode.encode_text
@@ -63,7 +63,7 @@ def test_eval_never_holds_the_whole_text(cli, run, monkeypatch):
         seen.append(len(text))
         return real(text, vocab)
 
-    monkeypatch.setattr("charrnn_cli.commands.evaluate.BLOCK_CHARS", 1000)
+    monkeypatch.setattr("charrnn_cli.evaluate.BLOCK_CHARS", 1000)
     monkeypatch.setattr(encode, "encode_text", spy)
     stdin_bytes(monkeypatch, (TEXT * 3).encode())
     r = cli("eval", "--run", "m", "--corpus", "-", "--json")

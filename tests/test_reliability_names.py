@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from charrnn_cli import corpora, paths
+from charrnn_cli import corpora
 from charrnn_cli.corpora import collecting
 from charrnn_cli.errors import CorruptFileError
+from charrnn_cli.runs import paths
 from tests.helpers import TINY
 
 

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn_cli import console, store
+from charrnn_cli import console
 from charrnn_cli.errors import WriteError
+from charrnn_cli.runs import store
 from tests.helpers import TINY, metrics
 
 LINES = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
@@ -76,7 +77,7 @@ def test_the_largest_random_seed_trains_and_resumes(cli, tiny_corpus, charrnn_ho
 
 
 def test_the_restart_draws_of_ordinary_seeds_did_not_move():
-    from charrnn_cli.batches import restart_mask
+    from charrnn_cli.data.batches import restart_mask
 
     for seed, step in [(0, 1), (3, 17), (12345, 999)]:
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)  # the formula before
@@ -92,7 +93,7 @@ def test_the_restart_draws_of_ordinary_seeds_did_not_move():
     "stem", ["_names", "a..b", "__init__", "-x", ".hidden", "é", "...", "a" * 300]
 )
 def test_the_automatic_run_name_is_always_valid(stem):
-    from charrnn_cli import paths
+    from charrnn_cli.runs import paths
 
     name = store.new_name(stem, "lstm")
     assert paths.is_name(name) and len(name) <= paths.NAME_MAX - 6, name
@@ -139,7 +140,7 @@ def dead_pid() -> int:
 
 
 def test_a_killed_encodings_temp_file_is_swept_by_the_next_encoding(tmp_path, charrnn_home):
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
 
     text = tmp_path / "t.txt"
     text.write_text("abcabd\n" * 50)
@@ -166,7 +167,7 @@ def enospc(*args, **kwargs):
 def test_a_full_disk_while_encoding_is_one_line_not_a_fallback(
     cli, tiny_corpus, charrnn_home, monkeypatch
 ):
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
 
     monkeypatch.setattr(encode._Sink, "_write", enospc)
     r = cli("train", "--corpus", str(tiny_corpus), "--run", "f", *TINY, "--max-steps", "2")
@@ -176,7 +177,7 @@ def test_a_full_disk_while_encoding_is_one_line_not_a_fallback(
 
 
 def test_a_full_disk_while_moving_ids_for_a_fine_tune_is_one_line(tmp_path, monkeypatch):
-    from charrnn_cli import encode, idmaps
+    from charrnn_cli.data import encode, idmaps
 
     text = tmp_path / "t.txt"
     text.write_text("abcabd\n" * 50)
@@ -190,7 +191,7 @@ def test_a_full_disk_while_moving_ids_for_a_fine_tune_is_one_line(tmp_path, monk
 def test_a_read_only_cache_encodes_in_memory_and_says_so(
     cli, tiny_corpus, charrnn_home, monkeypatch
 ):
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
@@ -331,7 +332,7 @@ def test_a_value_out_of_range_in_config_json_is_one_line(cli, home, section, key
 
 
 def test_a_parent_removed_while_its_child_is_prepared_is_one_line(cli, home, tmp_path, monkeypatch):
-    from charrnn_cli import jobs
+    from charrnn_cli.training import jobs
 
     remap = jobs.lineage.remap
 
@@ -363,7 +364,7 @@ def test_a_parent_removed_while_its_child_is_prepared_is_one_line(cli, home, tmp
 
 def _aged_entry(tmp_path: Path, charrnn_home: Path) -> tuple[str, list[Path]]:
     """A plain file encoded (no stored text, no run refers to it yet), its files made old."""
-    from charrnn_cli import encode
+    from charrnn_cli.data import encode
 
     text = tmp_path / "plain.txt"
     text.write_text("abcabd\n" * 50)
@@ -393,7 +394,7 @@ def test_gc_leaves_a_recent_encoding_no_run_refers_to_yet(cli, tmp_path, charrnn
 
 
 def test_gc_leaves_an_entry_whose_lock_a_writer_holds(cli, tmp_path, charrnn_home):
-    from charrnn_cli import locks
+    from charrnn_cli.runs import locks
 
     sha, files = _aged_entry(tmp_path, charrnn_home)
     _age(files)
@@ -405,7 +406,7 @@ def test_gc_leaves_an_entry_whose_lock_a_writer_holds(cli, tmp_path, charrnn_hom
 
 
 def test_a_lock_file_removed_by_its_holder_is_not_a_lock_for_the_next(tmp_path):
-    from charrnn_cli import locks
+    from charrnn_cli.runs import locks
 
     path = tmp_path / "x.lock"
     got = []
@@ -463,8 +464,8 @@ def test_decoding_many_invalid_bytes_takes_one_pass():
 def test_resuming_on_more_processes_checks_the_size_after_the_streams_are_re_split(
     cli, tmp_path, charrnn_home, monkeypatch
 ):
-    from charrnn_cli import jobs, train
-    from charrnn_cli.distributed import Comm
+    from charrnn_cli.training import jobs, train
+    from charrnn_cli.training.distributed import Comm
 
     small = tmp_path / "small.txt"  # 8 streams x 17 fit; 16 x 17 would not
     small.write_text(("abcab\n" * 50)[:240])

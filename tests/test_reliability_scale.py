@@ -9,7 +9,7 @@ import random
 import subprocess
 from pathlib import Path
 
-from charrnn_cli import utf8scan
+from charrnn_cli.data import utf8scan
 from tests.helpers import TINY, background_job, spawn
 
 LIMIT = 2 << 30  # RLIMIT_AS: torch alone maps ~0.6 GB of it
@@ -69,7 +69,7 @@ def test_a_corpus_changed_while_it_is_encoded_is_refused_in_one_line(
     exit 1, no run, nothing cached, no temp file; once it is still, the same command trains."""
     corpus = tmp_path / "moving.txt"
     corpus.write_text("the cat sat on the mat.\n" * 400, encoding="utf-8")
-    monkeypatch.setattr("charrnn_cli.encode.CHUNK", 1000)
+    monkeypatch.setattr("charrnn_cli.data.encode.CHUNK", 1000)
     scan, starts = utf8scan.scan, []
 
     def scan_and_edit(data: bytes, offset: int, label: str):

@@ -19,8 +19,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from charrnn_cli import checkpoint, errors
-from charrnn_cli.interrupts import Stopper
+from charrnn_cli import errors
+from charrnn_cli.runs import checkpoint
+from charrnn_cli.training.interrupts import Stopper
 from tests.helpers import TINY, TINY_TEXT, background_job, spawn, wait_for_metrics
 
 

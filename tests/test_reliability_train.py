@@ -25,7 +25,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from charrnn_cli import checkpoint, device
+from charrnn_cli import device
+from charrnn_cli.runs import checkpoint
 from tests.helpers import (
     TINY,
     TINY_TEXT,
@@ -227,8 +228,8 @@ def test_the_busy_message_names_the_live_holder_even_in_a_race(charrnn_home):
     naming "another process" or the stale pid of an earlier trainer."""
     import threading
 
-    from charrnn_cli import store
     from charrnn_cli.errors import BusyError
+    from charrnn_cli.runs import store
 
     (charrnn_home / "runs" / "r").mkdir(parents=True)
     (charrnn_home / "runs" / "r" / ".lock").write_text("pid 999999999")  # a dead trainer's

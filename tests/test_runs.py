@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from charrnn_cli import store
 from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.runs import store
 from tests.helpers import TINY
 
 

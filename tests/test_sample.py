@@ -137,7 +137,7 @@ def test_seed_from_stdin(cli, trained, monkeypatch):
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_a_long_seed_is_fed_in_pieces_to_the_same_state(cell):
-    from charrnn_cli.sampling.streams import PRIME_CHUNK, prime, start_state
+    from charrnn_cli.sampling.start import PRIME_CHUNK, prime, start_state
 
     model = tiny_model(cell=cell)
     ids = torch.randint(0, 7, (1, 2 * PRIME_CHUNK + 5))

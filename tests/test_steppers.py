@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from charrnn_cli.model import CharRNN
+from charrnn_cli.sampling.start import start_state
 from charrnn_cli.sampling.steppers import GruRnnStepper, LstmStepper, make_stepper
-from charrnn_cli.sampling.streams import start_state
 from tests.helpers import tiny_model
 
 CELLS = [("lstm", 2), ("lstm", 3), ("lstm", 1), ("gru", 2), ("rnn", 2), ("gru", 1), ("rnn", 1)]

@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from charrnn_cli import checkpoint, device, store
+from charrnn_cli import device
+from charrnn_cli.runs import checkpoint, store
 from tests.helpers import TINY, metrics, val_losses
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from charrnn_cli.config import ModelConfig, TrainConfig, to_dict
-from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import UsageError
-from charrnn_cli.train_state import Meter, TrainState, keep_streams
+from charrnn_cli.training.distributed import Comm
+from charrnn_cli.training.train_state import Meter, TrainState, keep_streams
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

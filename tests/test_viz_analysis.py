@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn_cli import encode
+from charrnn_cli.data import encode
 from charrnn_cli.errors import UsageError
 from charrnn_cli.evaluate import eval_rows, score
 from charrnn_cli.viz import analysis

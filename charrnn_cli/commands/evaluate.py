@@ -16,14 +16,13 @@ from typing import Annotated
 
 import typer
 
-from charrnn_cli import console, store
-from charrnn_cli import text as read_text
+from charrnn_cli import console
 from charrnn_cli.commands.options import INT_MAX, CheckpointOption, DeviceOption, RunOption
+from charrnn_cli.corpora import sources
 from charrnn_cli.errors import CharrnnError
+from charrnn_cli.runs import store
 
 LN2 = 0.6931471805599453  # nats per bit
-
-BLOCK_CHARS = 4_000_000  # characters scored per block of a --corpus text
 
 
 def evaluate(
@@ -42,14 +41,14 @@ def evaluate(
         ),
     ] = None,
     strict: Annotated[
-        bool, typer.Option(help="Refuse text with characters outside the vocabulary.")
+        bool, typer.Option("--strict", help="Refuse text with characters outside the vocabulary.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Score a run: loss (nats/char), bits/char, perplexity and accuracy (a byte run: per byte,
     and bits/char over the characters the bytes make)."""
-    from charrnn_cli.checkpoint import configs, load_run
+    from charrnn_cli.runs.checkpoint import configs, load_run
 
     model, vocab, ck, name = load_run(run, checkpoint, device)
     model_cfg, train_cfg = configs(ck)
@@ -82,10 +81,10 @@ def evaluate(
 
 def _held_out(model, name: str, vocab: str, kind: str, train_cfg, max_chars: int | None):
     """Score the run's own held-out tail (its first `max_chars`), with progress on stderr."""
-    from charrnn_cli import encode
-    from charrnn_cli.data import split
+    from charrnn_cli.data import encode
+    from charrnn_cli.data.idmaps import remap_ids
+    from charrnn_cli.data.split import split
     from charrnn_cli.evaluate import eval_rows, score
-    from charrnn_cli.idmaps import remap_ids
     from charrnn_cli.progress import Reporter
     from charrnn_cli.vocab import characters_in
 
@@ -111,9 +110,9 @@ def _held_out(model, name: str, vocab: str, kind: str, train_cfg, max_chars: int
 def _text(model, corpus: str, vocab: str, kind: str, strict: bool, max_chars: int | None):
     """Score any text, read in blocks; characters outside the vocabulary are skipped (the
     Python API's `score` calls the same `score_text`)."""
-    from charrnn_cli.evaluate import score_text
+    from charrnn_cli.evaluate import BLOCK_CHARS, score_text
 
-    blocks = read_text.blocks(corpus, BLOCK_CHARS)
+    blocks = sources.blocks(corpus, BLOCK_CHARS)
     return score_text(model, blocks, vocab, kind, strict=strict, max_chars=max_chars)
 
 

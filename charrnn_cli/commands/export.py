@@ -25,7 +25,7 @@ def export(
             "(needs charrnn[onnx]); html: one page that samples in the browser.",
         ),
     ] = "folder",
-    force: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
 ) -> None:
     """Export a run (or an exported folder) to use it outside charrnn; prints the path."""
     from charrnn_cli.export.writer import export_run

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from charrnn_cli import __version__, console, paths
+from charrnn_cli import __version__, console
+from charrnn_cli.runs import paths
 
 
 def info(

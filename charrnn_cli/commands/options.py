@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from charrnn_cli import config, store
+from charrnn_cli import config
+from charrnn_cli.runs import store
 
 INT_MAX = config.INT_MAX  # every whole-number option's largest value: the type's limit (int64)
 

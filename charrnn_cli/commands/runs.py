@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 
-from charrnn_cli import console, lineage, store
+from charrnn_cli import console
 from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.runs import store
+from charrnn_cli.training import lineage
 
 app = typer.Typer(
     help="List, show and remove runs in the checkpoint store.",
@@ -97,7 +99,7 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="Config and metrics as JSON.")] = False,
 ) -> None:
     """A run's config and its training and held-out loss curves."""
-    from charrnn_cli.curves import ascii_chart, write_png
+    from charrnn_cli.runs.curves import ascii_chart, write_png
 
     if plot is not None and (plot.is_dir() or not plot.name):
         raise UsageError(f"--plot {plot} is a folder: give it a file name such as loss.png")

@@ -18,6 +18,7 @@ import typer
 from charrnn_cli import console
 from charrnn_cli import text as read_text
 from charrnn_cli.commands.options import INT_MAX, CheckpointOption, DeviceOption, RunOption
+from charrnn_cli.corpora import sources
 from charrnn_cli.errors import UsageError
 from charrnn_cli.sampling.request import SampleRequest
 
@@ -45,7 +46,12 @@ def sample(
         str | None,
         typer.Option("--seed", "--prime", help="Priming text fed first (- reads stdin)."),
     ] = None,
-    echo_seed: Annotated[bool, typer.Option(help="Start the output with the seed.")] = True,
+    echo_seed: Annotated[
+        bool,
+        typer.Option(
+            " /--no-echo-seed", help="Leave the seed out of the output.", show_default=False
+        ),
+    ] = True,
     temperature: Annotated[
         float, typer.Option(help="Sharper below 1, wilder above; 0 is greedy.", min=0.0, max=100.0)
     ] = 1.0,
@@ -58,7 +64,9 @@ def sample(
             help="Draw from the smallest set with this probability, in (0, 1].", min=0.0, max=1.0
         ),
     ] = None,
-    greedy: Annotated[bool, typer.Option(help="Always the likeliest character.")] = False,
+    greedy: Annotated[
+        bool, typer.Option("--greedy", help="Always the likeliest character.")
+    ] = False,
     beam_width: Annotated[
         int | None, typer.Option(help="The likeliest continuation by beam search.", min=1, max=1024)
     ] = None,
@@ -68,7 +76,7 @@ def sample(
     num: Annotated[int, typer.Option(help="How many samples.", min=1, max=INT_MAX)] = 1,
     separator: Annotated[str, typer.Option(help="Between samples.")] = "\n\n",
     stream: Annotated[
-        bool, typer.Option(help="With --len 0: generate until the reader stops.")
+        bool, typer.Option("--stream", help="With --len 0: generate until the reader stops.")
     ] = False,
     unknown: Annotated[
         Literal["error", "skip"], typer.Option(help="Seed characters outside the vocabulary.")
@@ -80,9 +88,9 @@ def sample(
         ),
     ] = None,
     novel: Annotated[
-        bool, typer.Option(help="With --lines: drop lines found in the training corpus.")
+        bool, typer.Option("--novel", help="With --lines: drop lines found in the training corpus.")
     ] = False,
-    unique: Annotated[bool, typer.Option(help="With --lines: no line twice.")] = False,
+    unique: Annotated[bool, typer.Option("--unique", help="With --lines: no line twice.")] = False,
     min_line_len: Annotated[
         int, typer.Option(help="With --lines: drop shorter lines.", min=0, max=INT_MAX)
     ] = 1,
@@ -136,7 +144,7 @@ def _read_seed(seed: str | None) -> str:
     are not UTF-8, from stdin or in the argument itself, are the one error saying where."""
     if seed != "-":
         return read_text.argument(seed or "", "--seed")
-    with read_text.open_source("-") as (stdin, _):
+    with sources.open_source("-") as (stdin, _):
         data = stdin.read()
     if not data:
         raise UsageError("--seed - read nothing from stdin")

@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
-from charrnn_cli import console, store
+from charrnn_cli import console
 from charrnn_cli.commands.options import CheckpointOption, escaped
 from charrnn_cli.errors import UsageError, signal_exit_code, signal_name
+from charrnn_cli.runs import store
 
 
 def serve(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from charrnn_cli import config, console, lineage, store
+from charrnn_cli import config, console
 from charrnn_cli.commands.options import (
     PANEL_RUN,
     InitFromOption,
@@ -26,20 +26,25 @@ from charrnn_cli.commands.options import (
     escaped,
 )
 from charrnn_cli.errors import Interrupted
-from charrnn_cli.interrupts import Stopper
+from charrnn_cli.runs import store
+from charrnn_cli.training import lineage
+from charrnn_cli.training.interrupts import Stopper
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from charrnn_cli.train import Event
+    from charrnn_cli.training.train import Event
 
 PANEL_DATA = "Data"
 PANEL_MODEL = "Model"
 PANEL_OPT = "Optimisation"
 
 
-def _opt(help: str, panel: str, **kw: Any) -> Any:
-    return typer.Option(help=escaped(help), rich_help_panel=panel, show_default=False, **kw)
+def _opt(help: str, panel: str, param_decls: list[str] | None = None, **kw: Any) -> Any:
+    """An option of the help panel `panel`; a flag names itself (`param_decls=["--quiet"]`), so
+    it has no `--no-` twin."""
+    decls = param_decls or []
+    return typer.Option(*decls, help=escaped(help), rich_help_panel=panel, show_default=False, **kw)
 
 
 def train(
@@ -51,7 +56,9 @@ def train(
         ),
     ] = None,
     run: NewRunOption = None,
-    resume: Annotated[bool, _opt("Continue --run from its last checkpoint.", PANEL_RUN)] = False,
+    resume: Annotated[
+        bool, _opt("Continue --run from its last checkpoint.", PANEL_RUN, param_decls=["--resume"])
+    ] = False,
     init_from: InitFromOption = None,
     preset: Annotated[
         config.Preset | None,
@@ -176,20 +183,22 @@ def train(
             max=1024,
         ),
     ] = None,
-    quiet: Annotated[bool, _opt("No progress, only errors.", PANEL_RUN)] = False,
+    quiet: Annotated[
+        bool, _opt("No progress, only errors.", PANEL_RUN, param_decls=["--quiet"])
+    ] = False,
 ) -> None:
     """Train a character-level RNN, LSTM or GRU; print the run's folder when done."""
     # the config's options, each by its field's name (None: not given); first, while the
     # locals are the parameters alone
     given = {key: value for key, value in locals().items() if key in config.OPTION_KEYS}
     if nproc is not None and nproc > 1:
-        from charrnn_cli.launch import launch
+        from charrnn_cli.training.launch import launch
 
         raise typer.Exit(launch(nproc))
-    from charrnn_cli.distributed import from_env
-    from charrnn_cli.jobs import prepare
     from charrnn_cli.progress import Reporter
-    from charrnn_cli.train import train as run_training
+    from charrnn_cli.training.distributed import from_env
+    from charrnn_cli.training.jobs import prepare
+    from charrnn_cli.training.train import train as run_training
 
     comm = from_env(device or "auto")
     try:

@@ -11,6 +11,7 @@ import typer
 from charrnn_cli import console
 from charrnn_cli import text as read_text
 from charrnn_cli.commands.options import escaped
+from charrnn_cli.corpora import sources
 from charrnn_cli.errors import UsageError
 
 HELD_OUT_CHARS = 3000  # default text: the start of the run's held-out tail
@@ -57,7 +58,7 @@ def prepare(
 ) -> tuple[Any, str, Any, str]:
     """Load the run and lay out the text: (model, vocab, analysis.Layout, a line saying what
     was read)."""
-    from charrnn_cli.checkpoint import load_run
+    from charrnn_cli.runs.checkpoint import load_run
     from charrnn_cli.viz import analysis
 
     if text is not None and corpus is not None:
@@ -75,7 +76,7 @@ def prepare(
             cut, text = len(text) > limit, text[:limit]
             source = "the given text"
         else:
-            text, cut = read_text.read_start(corpus, limit)
+            text, cut = sources.read_start(corpus, limit)
             source = "stdin" if corpus == "-" else corpus
         if cut:
             console.warn(f"only the first {limit:,} characters are shown (--max-chars)")
@@ -96,7 +97,7 @@ def activation_kind(model: Any, state: str | None) -> str:
 
 
 def write_page(path: Path, page: str) -> None:
-    from charrnn_cli import paths
+    from charrnn_cli.runs import paths
 
     paths.atomic_write_text(path, page)
     console.out(str(path))

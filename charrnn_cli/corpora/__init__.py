@@ -18,6 +18,7 @@ re-exports the names the commands, the session and the tests use.
 from __future__ import annotations
 
 from charrnn_cli.corpora.cache import blob_path, meta_path, read_meta, sha256_file
+from charrnn_cli.corpora.download import Progress
 from charrnn_cli.corpora.fetching import fetch
 from charrnn_cli.corpora.importing import import_file, import_stdin
 from charrnn_cli.corpora.listing import list_corpora
@@ -38,7 +39,6 @@ from charrnn_cli.corpora.registry import (
     source_url,
 )
 from charrnn_cli.corpora.resolving import resolve, stored
-from charrnn_cli.download import Progress
 
 __all__ = [
     "DEFAULT",

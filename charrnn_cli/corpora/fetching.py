@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from charrnn_cli import download
-from charrnn_cli.corpora import cache, registry
+from charrnn_cli.corpora import cache, download, registry
+from charrnn_cli.corpora.download import Progress
 from charrnn_cli.corpora.pysrc import build_pysrc
 from charrnn_cli.corpora.registry import REGISTRY, CorpusFile, check_name
-from charrnn_cli.download import Progress
 from charrnn_cli.errors import CorruptFileError, NetworkError, UsageError
 
 

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from charrnn_cli import paths
 from charrnn_cli.corpora import cache
 from charrnn_cli.corpora.registry import CorpusFile, check_name
 from charrnn_cli.errors import UsageError
+from charrnn_cli.runs import paths
 from charrnn_cli.text import TextSink
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from charrnn_cli import paths
 from charrnn_cli.corpora import cache, registry
 from charrnn_cli.corpora.registry import REGISTRY
+from charrnn_cli.runs import paths
 
 
 def _status(meta: dict[str, Any] | None, problem: str | None) -> str:

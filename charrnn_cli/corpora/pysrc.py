@@ -13,10 +13,9 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
-from charrnn_cli import download
-from charrnn_cli.corpora import cache
+from charrnn_cli.corpora import cache, download
+from charrnn_cli.corpora.download import Progress
 from charrnn_cli.corpora.registry import PYSRC, CorpusFile, check_name
-from charrnn_cli.download import Progress
 from charrnn_cli.errors import UsageError
 
 PYSRC_MAX_BYTES = 4_000_000

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from charrnn_cli import paths
 from charrnn_cli.errors import UsageError
+from charrnn_cli.runs import paths
 
 DEFAULT = "tinyshakespeare"
 PYSRC = "pysrc"

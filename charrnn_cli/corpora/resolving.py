@@ -12,13 +12,13 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from charrnn_cli import paths
 from charrnn_cli.corpora import cache, registry
+from charrnn_cli.corpora.download import Progress
 from charrnn_cli.corpora.fetching import fetch
 from charrnn_cli.corpora.importing import check_local, import_stdin
 from charrnn_cli.corpora.registry import REGISTRY, CorpusFile
-from charrnn_cli.download import Progress
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
+from charrnn_cli.runs import paths
 
 
 def resolve(spec: str, *, progress: Progress | None = None) -> CorpusFile:

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from charrnn_cli import readback
 from charrnn_cli.config import CELLS, ModelConfig
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
+from charrnn_cli.runs import readback
 
 FORMAT = 1  # the folder's format: config.json's `format`
 CONFIG = "config.json"

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from charrnn_cli import __version__, export, paths, store
+from charrnn_cli import __version__, export
 from charrnn_cli.config import from_dict
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.export import safetensors
 from charrnn_cli.model import CharRNN
+from charrnn_cli.runs import paths, store
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Source:
 
 def gather(run: str | None, checkpoint: str = "best") -> Source:
     """Load a run (name, prefix, `latest`, or an exported folder) on the CPU for exporting."""
-    from charrnn_cli.checkpoint import load_run
+    from charrnn_cli.runs.checkpoint import load_run
 
     model, vocab, ck, name = load_run(run, checkpoint, "cpu")
     try:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn_cli import paths
 from charrnn_cli.errors import CorruptFileError
+from charrnn_cli.runs import paths
 
 DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2",

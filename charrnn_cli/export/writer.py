@@ -11,9 +11,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from charrnn_cli import export, paths
+from charrnn_cli import export
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.export.folder import Source, config_of, gather, write_folder
+from charrnn_cli.runs import paths
 
 CARD_SAMPLE = 300  # characters of the model card's sample
 CARD_TEMPERATURE = 0.8

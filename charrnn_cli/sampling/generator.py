@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from charrnn_cli import vocab as vocabulary
-from charrnn_cli.encode import unknown_chars
+from charrnn_cli.data.encode import unknown_chars
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling.lines import LineRules, Tally, make_rules, sample_lines
@@ -71,9 +71,9 @@ def load(
 ) -> SamplingModel:
     """Load a run (name, unique prefix, `latest` or None) for sampling, on the device that
     suits it (`device.for_sampling`)."""
-    from charrnn_cli import store
-    from charrnn_cli.checkpoint import configs, load_run
     from charrnn_cli.device import for_sampling
+    from charrnn_cli.runs import store
+    from charrnn_cli.runs.checkpoint import configs, load_run
 
     spec = for_sampling(device, _hidden_size(run), batched)
     model, vocab, ck, name = load_run(run, checkpoint, spec)
@@ -87,7 +87,7 @@ def load(
 
 
 def _hidden_size(run: str | None) -> int | None:
-    from charrnn_cli import store
+    from charrnn_cli.runs import store
 
     try:
         return store.read_config(store.resolve(run))["model"]["hidden_size"]

@@ -29,7 +29,7 @@ from charrnn_cli.sampling.steppers import LstmStepper
 from charrnn_cli.sampling.strategy import Noise, Strategy
 
 if TYPE_CHECKING:
-    from charrnn_cli.sampling.streams import Chunk, LineEnds, Start
+    from charrnn_cli.sampling.start import Chunk, LineEnds, Start
 
 LANE_STREAMS = 16  # the fewest streams a lane steps: below that a thread costs more than it saves
 

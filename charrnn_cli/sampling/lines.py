@@ -22,8 +22,9 @@ import torch
 
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.model import CharRNN
+from charrnn_cli.sampling.start import LineEnds, prime
 from charrnn_cli.sampling.strategy import Strategy, stream_rngs
-from charrnn_cli.sampling.streams import Engine, LineEnds, make_streams, prime
+from charrnn_cli.sampling.streams import Engine, make_streams
 
 GIVE_UP = 20  # tries per line asked for, before giving up
 CAP_PER_LONGEST = 4  # the default cap: this many times the corpus's longest line

@@ -2,7 +2,7 @@
 
 The server's continuous batching runs on this. A `Pool` holds one numpy stepper of `capacity`
 rows; the streams in use are packed into its first n rows and one `step()` advances them all.
-A stream joins (`add`) with the state and logits its prompt left (`streams.prime`) and its own
+A stream joins (`add`) with the state and logits its prompt left (`start.prime`) and its own
 generator, temperature and top-k/p, and leaves (`remove`) between steps; the last row then
 moves into its place. Each stream draws exactly as `samples.sample` draws for one stream with
 the same generator: Gumbel-max over its own noise, a block of `Noise`'s rows at a time, and
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from charrnn_cli.model import CharRNN, State
+from charrnn_cli.sampling.start import start_state
 from charrnn_cli.sampling.steppers import make_stepper
 from charrnn_cli.sampling.strategy import NOISE_VALUES, Strategy, mask_numpy
-from charrnn_cli.sampling.streams import start_state
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Generating text: prime with the seed, then draw one character a step, state carried.
 
 The tutorial's sampler lost the hidden state between characters; here the seed is fed through
-the model in one call (`streams.prime`) and every drawn character is fed back with the state it
+the model in one call (`start.prime`) and every drawn character is fed back with the state it
 left. `sample` is one stream, yielded as it is made; `sample_many` makes `--num` samples B at a
 time on the same engine (sample k draws with the generator of `--random-seed` + k, as one
 `sample` with that seed would). The engine is the numpy steppers on the CPU and the model on any
@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from charrnn_cli.model import CharRNN
+from charrnn_cli.sampling.start import prime
 from charrnn_cli.sampling.strategy import Strategy
-from charrnn_cli.sampling.streams import Engine, make_streams, prime
+from charrnn_cli.sampling.streams import Engine, make_streams
 
 __all__ = ["Strategy", "beam_search", "sample", "sample_many"]
 

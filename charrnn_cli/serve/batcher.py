@@ -1,7 +1,7 @@
 """Continuous batching: one thread steps every active stream of a model at once.
 
 `Batcher.submit` turns a request's choices into `Job`s. A primer thread feeds each prompt
-through the model from its start state (`streams.prime`, cached by prompt) and queues the job;
+through the model from its start state (`start.prime`, cached by prompt) and queues the job;
 the stepping thread takes queued jobs into free rows of its `Pool` between steps, steps all rows
 together, and every FLUSH_STEPS steps (or FLUSH_SECONDS) turns the drawn ids into text, looks
 for stop strings and posts the pieces to the requests' sinks in the event loop. A job leaves
@@ -27,8 +27,8 @@ from charrnn_cli import console
 from charrnn_cli.sampling.generator import SamplingModel
 from charrnn_cli.sampling.pool import Joiner, Pool
 from charrnn_cli.sampling.samples import first_char
+from charrnn_cli.sampling.start import prime
 from charrnn_cli.sampling.strategy import Strategy
-from charrnn_cli.sampling.streams import prime
 from charrnn_cli.serve.jobs import Job, Sink, Update, deliver
 from charrnn_cli.serve.logprobs import Logprobs
 from charrnn_cli.serve.protocol import ApiError, Completion, Limits

@@ -30,7 +30,8 @@ SWITCH_SECONDS = 0.0005  # the GIL hand-over interval: the loop answers while a 
 def load_models(runs: list[str], checkpoint: str, limits: Limits) -> list[Served]:
     """Each run (or the latest when none is named) loaded for sampling on the CPU, with its
     batcher (not yet started)."""
-    from charrnn_cli import export, store
+    from charrnn_cli import export
+    from charrnn_cli.runs import store
     from charrnn_cli.sampling.generator import load
 
     models: list[Served] = []

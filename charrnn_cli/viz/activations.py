@@ -46,7 +46,7 @@ def fresh_state(model: CharRNN, rows: int) -> list[LayerState]:
     """The state each of `rows` streams starts from, per layer: what `model(x, None)` starts
     from, which is what `charrnn eval`, sampling and training's restarts start a text from:
     the model's learned start state, or zeros for a zero-start run."""
-    from charrnn_cli.sampling.streams import start_state
+    from charrnn_cli.sampling.start import start_state
 
     h = start_state(model, rows)  # (L, R, H), or an (h, c) pair of them
     if isinstance(h, tuple):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charrnn_cli import encode
+from charrnn_cli.data import encode
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import eval_rows
 from charrnn_cli.model import CharRNN
@@ -192,10 +192,11 @@ def decode(ids: np.ndarray, vocab: str) -> str:
 
 def held_out_text(name: str, data: dict, vocab: str, max_chars: int) -> str:
     """The first `max_chars` characters of the run's held-out tail."""
-    from charrnn_cli import corpora, store
-    from charrnn_cli.checkpoint import configs
-    from charrnn_cli.data import split
-    from charrnn_cli.idmaps import remap_ids
+    from charrnn_cli import corpora
+    from charrnn_cli.data.idmaps import remap_ids
+    from charrnn_cli.data.split import split
+    from charrnn_cli.runs import store
+    from charrnn_cli.runs.checkpoint import configs
 
     _, tcfg = configs(data)
     cf = corpora.stored(store.read_config(name).get("corpus", {}))

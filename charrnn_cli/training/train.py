@@ -23,14 +23,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn_cli import batches, checkpoint, device, finetune, store, train_state
-from charrnn_cli.data import Job, check_data
-from charrnn_cli.distributed import Comm
+from charrnn_cli import device
+from charrnn_cli.data import batches
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
 from charrnn_cli.model import CharRNN, State, detach
-from charrnn_cli.optim import lr_at, make_optimizer
-from charrnn_cli.train_state import Event, Kind, Meter, TrainState, keep_streams
+from charrnn_cli.runs import checkpoint, store
+from charrnn_cli.training import finetune, train_state
+from charrnn_cli.training.distributed import Comm
+from charrnn_cli.training.job import Job, check_data
+from charrnn_cli.training.optim import lr_at, make_optimizer
+from charrnn_cli.training.train_state import Event, Kind, Meter, TrainState, keep_streams
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before training gives up
 LOG_EVERY_S = 1.0  # how often a step record is yielded (and a metrics line written)
@@ -141,12 +144,16 @@ class Trainer:
     def _open_run(self) -> store.MetricsWriter:
         job, world, dev = self.job, self.comm.world, self.dev
         if job.resume:
-            return store.resume_run(job, world, self.state.step, precision_used=self.precision)
+            train = job.train_section()
+            return store.resume_run(
+                job.name, train, world, self.state.step, precision_used=self.precision
+            )
         parameters, where = self.model.num_parameters(), device.describe(dev)
-        return store.new_run(
-            job, parameters=parameters, device=where, world_size=world, torch=torch.__version__,
+        record = job.record(
+            parameters=parameters, device=where, world_size=world, torch=torch.__version__,
             precision_used=self.precision,
         )  # fmt: skip
+        return store.new_run(job.name, record)
 
     def agree(self, should_stop: Callable[[], str | None]) -> tuple[str, float]:
         """Why training ends now ("" to go on), and the clock every rank goes by.

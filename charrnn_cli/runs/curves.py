@@ -69,7 +69,7 @@ def write_png(path: Path, series: Series, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    from charrnn_cli import paths
+    from charrnn_cli.runs import paths
 
     with paths.atomic_writer(path) as fh:
         fig.savefig(fh, format="png")

@@ -23,13 +23,10 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from charrnn_cli import locks, paths, readback
 from charrnn_cli.errors import BusyError, CharrnnError, CorruptFileError, UsageError
-
-if TYPE_CHECKING:
-    from charrnn_cli.data import Job
+from charrnn_cli.runs import locks, paths, readback
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -273,41 +270,36 @@ def complete_run_name(incomplete: str) -> list[str]:
     )
 
 
-def new_run(job: Job, **facts: Any) -> MetricsWriter:
-    """Make a new run's folder and its config.json: the job, then `facts` about the trainer
-    (parameters, device, world_size, torch); returns the run's metrics writer."""
+def new_run(name: str, config: dict[str, Any]) -> MetricsWriter:
+    """Make a new run's folder and its config.json (the job's record, training/job.py, with
+    this version and the time added); returns the run's metrics writer."""
     from charrnn_cli import __version__
-    from charrnn_cli.config import to_dict
 
-    config = {"name": job.name, "preset": job.preset, **to_dict(job.model, job.train)}
-    config.update(corpus=job.corpus.to_dict(), vocab=job.data.vocab, **facts)
-    config.update(charrnn=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    if job.parent is not None:  # fine-tuned: the run it started from (lineage.py)
-        config["parent"] = job.parent.to_dict()
-    _make_folder(job.name)
-    write_config(job.name, config)
-    rewrite_metrics(job.name, 0)
-    return MetricsWriter(job.name)
+    config = {**config, "charrnn": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    _make_folder(name)
+    write_config(name, config)
+    rewrite_metrics(name, 0)
+    return MetricsWriter(name)
 
 
-def resume_run(job: Job, world_size: int, step: int, **facts: Any) -> MetricsWriter:
+def resume_run(
+    name: str, train: dict[str, Any], world_size: int, step: int, **facts: Any
+) -> MetricsWriter:
     """Ready a resumed run's folder; returns its metrics writer.
 
-    The job's train section replaces the stored one, so limits given anew stay the run's for a
-    later --resume; the world size is stored with it because batch_size counts the streams of
-    one process; `facts` (the precision this machine trains in) replace the stored ones too.
-    The metrics are cut back to the checkpoint's `step`, so the resumed run does
+    `train` (the job's train section) replaces the stored one, so limits given anew stay the
+    run's for a later --resume; the world size is stored with it because batch_size counts the
+    streams of one process; `facts` (the precision this machine trains in) replace the stored
+    ones too. The metrics are cut back to the checkpoint's `step`, so the resumed run does
     not log its steps twice."""
-    from charrnn_cli.config import to_dict
-
-    _make_folder(job.name)
-    stored = read_config(job.name)
-    stored["train"] = to_dict(job.model, job.train)["train"]
+    _make_folder(name)
+    stored = read_config(name)
+    stored["train"] = train
     stored.update(world_size=world_size, **facts)
     stored.pop("format", None)  # write_config puts this version's first
-    write_config(job.name, stored)
-    rewrite_metrics(job.name, step)
-    return MetricsWriter(job.name)
+    write_config(name, stored)
+    rewrite_metrics(name, step)
+    return MetricsWriter(name)
 
 
 def _make_folder(name: str) -> None:

@@ -10,10 +10,8 @@ unsigned dtype that fits (uint8 for up to 256 characters): `encoded/<sha256>.npy
 returns the ids as a read-only memory map, so a second run starts at once and a run's memory
 does not grow with its corpus. A file that changes while it is encoded (its sha256 differs
 between the passes, or from the one the caller checked) is refused and nothing is cached.
-The cache is checked before it is trusted (it may have been damaged or edited by hand): the
-`.json` records the sha256 of the whole `.npy`, which is read again (about 1 s a GB, never held
-in memory) along with the vocabulary's shape; an entry that does not check out is encoded
-again, never trained on.
+The cache is checked before it is trusted (encoded.py): an entry that does not check out is
+encoded again, never trained on.
 """
 
 from __future__ import annotations
@@ -29,34 +27,16 @@ from typing import IO
 
 import numpy as np
 
-from charrnn_cli import locks, paths, utf8scan
+from charrnn_cli.data import utf8scan
+from charrnn_cli.data.encoded import CHUNK, Encoded, npy_header, smallest_dtype
+from charrnn_cli.data.encoded import cache_files as _cache_files
+from charrnn_cli.data.encoded import cached as _cached
 from charrnn_cli.errors import CharrnnError, WriteError
+from charrnn_cli.runs import locks, paths
 from charrnn_cli.vocab import BYTES, Kind
 
 Progress = Callable[[int, "int | None"], None]  # (bytes done, bytes in all)
-CHUNK = 1 << 22  # bytes read at a time: ~5x this in temporaries, whatever the file's size
 LOCK_WAIT_S = 900.0  # how long a process waits for another encoding the same text
-
-
-@dataclass(frozen=True)
-class Encoded:
-    ids: np.ndarray  # (N,) uint8 / uint16 / uint32 ids; a read-only memory map when cached
-    vocab: str  # the sorted distinct characters (a byte run: vocab.BYTES); ids index into it
-    sha256: str  # of the file's bytes
-    counts: np.ndarray  # (V,) int64 occurrences of each id in the whole text
-    kind: Kind = "chars"
-
-    @property
-    def distinct(self) -> int:
-        """How many ids occur (for `chars`, every one; for `bytes`, those the text uses)."""
-        return int(np.count_nonzero(self.counts))
-
-
-def smallest_dtype(n: int) -> np.dtype:
-    for dt in (np.uint8, np.uint16, np.uint32):
-        if n <= np.iinfo(dt).max + 1:
-            return np.dtype(dt)
-    raise ValueError(n)
 
 
 @dataclass
@@ -161,65 +141,6 @@ class _Sink:
             digest = _ids_pass(src, self.label, kind, self.plan, self, step)
         if digest != self.plan.sha256 or self.written != self.plan.length:
             raise _changed(self.label)
-
-
-def npy_header(dtype: np.dtype, length: int) -> bytes:
-    """The `.npy` header of `length` ids of `dtype`: the ids' bytes follow it as written."""
-    head = io.BytesIO()
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
-    np.lib.format.write_array_header_1_0(head, {**header, "shape": (length,)})
-    return head.getvalue()
-
-
-def _cache_files(digest: str, kind: Kind) -> tuple[Path, Path]:
-    stem = digest if kind == "chars" else f"{digest}.{kind}"
-    folder = paths.cache_dir() / "encoded"
-    return folder / f"{stem}.npy", folder / f"{stem}.json"
-
-
-def _cached(digest: str, kind: Kind, hashed: bool = False) -> Encoded | None:
-    """The cached encoding, mapped read-only, if it is there and every part of it checks out:
-    a vocabulary of sorted distinct characters (a byte run: all 256), a count per id adding up
-    to the length, and a `.npy` of that many unsigned ids whose bytes hash as recorded
-    (`hashed`: this process has just written it and hashed what it wrote)."""
-    ids_path, meta_path = _cache_files(digest, kind)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        vocab, length, npy_sha256 = meta["vocab"], meta["length"], meta["npy_sha256"]
-        if meta.get("kind") != kind or not _good_vocab(vocab, kind):
-            return None
-        if not isinstance(length, int) or not isinstance(npy_sha256, str):
-            return None
-        counts = np.asarray(meta["counts"], dtype=np.int64)
-        dtype = smallest_dtype(len(vocab))
-        if counts.shape != (len(vocab),) or counts.min() < 0 or counts.sum() != length:
-            return None
-        if kind == "chars" and counts.min() == 0:  # each character of the vocabulary occurs
-            return None
-        if not hashed and file_sha256(ids_path) != npy_sha256:
-            return None
-        ids = np.load(ids_path, mmap_mode="r", allow_pickle=False) if length else None
-        ids = np.zeros(0, dtype) if ids is None else ids  # an empty file cannot be mapped
-    except (OSError, ValueError, KeyError, TypeError, OverflowError, UnicodeDecodeError):
-        return None  # not cached yet, or a damaged entry: encode again
-    if ids.ndim != 1 or len(ids) != length or ids.dtype != dtype:
-        return None
-    return Encoded(ids, vocab, digest, counts, kind)
-
-
-def _good_vocab(vocab: object, kind: Kind) -> bool:
-    if kind == "bytes":
-        return vocab == BYTES
-    return isinstance(vocab, str) and bool(vocab) and list(vocab) == sorted(set(vocab))
-
-
-def file_sha256(path: Path) -> str:
-    """Read in pieces with plain reads: the page cache keeps them, this process does not."""
-    digest, buf = hashlib.sha256(), bytearray(CHUNK)
-    with open(path, "rb") as fh:
-        while n := fh.readinto(buf):
-            digest.update(memoryview(buf)[:n])
-    return digest.hexdigest()
 
 
 def load(

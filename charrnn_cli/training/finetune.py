@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
-from charrnn_cli import checkpoint, store
-from charrnn_cli.data import Job
-from charrnn_cli.distributed import Comm
 from charrnn_cli.errors import CharrnnError, CorruptFileError
-from charrnn_cli.lineage import FOLDER, SHAPE_KEYS
 from charrnn_cli.model import CharRNN
+from charrnn_cli.runs import checkpoint, store
+from charrnn_cli.training.distributed import Comm
+from charrnn_cli.training.job import Job
+from charrnn_cli.training.lineage import FOLDER, SHAPE_KEYS
 
 # The parameters with one row per character (with --tie-weights the first two are one matrix,
 # and both keys of the state dict get the same rows)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli import config, corpora, encode, lineage, store
-from charrnn_cli.data import CorpusInfo, Job, check_data
+from charrnn_cli import config, corpora
+from charrnn_cli.data import encode
 from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.runs import store
+from charrnn_cli.training import lineage
+from charrnn_cli.training.job import CorpusInfo, Job, check_data
 
 if TYPE_CHECKING:  # distributed.py is the torch layer: a run is prepared without it
-    from charrnn_cli.distributed import Comm
+    from charrnn_cli.training.distributed import Comm
 
 
 def prepare(

@@ -61,7 +61,7 @@ def command_line() -> list[str]:
 
 def launch(nproc: int, argv: list[str] | None = None) -> int:
     """Run `charrnn train` in `nproc` processes under torch's elastic launcher."""
-    from charrnn_cli.distributed import launched_by_torchrun
+    from charrnn_cli.training.distributed import launched_by_torchrun
 
     if launched_by_torchrun():
         raise UsageError(

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli import __version__, paths
+from charrnn_cli import __version__
 from charrnn_cli.errors import CorruptFileError, NetworkError, UsageError
+from charrnn_cli.runs import paths
 from charrnn_cli.text import TextSink
 
 if TYPE_CHECKING:

@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli.config import ModelConfig, TrainConfig
+from charrnn_cli.config import ModelConfig, TrainConfig, to_dict
+from charrnn_cli.data.split import split
 from charrnn_cli.errors import UsageError
 
 if TYPE_CHECKING:
     import numpy as np
 
     from charrnn_cli.corpora import CorpusFile
-    from charrnn_cli.encode import Encoded
+    from charrnn_cli.data.encode import Encoded
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,18 @@ class Job:
     preset: str = "tutorial"
     parent: ParentRecord | None = None  # fine-tuning: the parent run; None from scratch
 
+    def record(self, **facts: Any) -> dict[str, Any]:
+        """The run's config.json for a new run: the configs, the corpus, the vocabulary, then
+        `facts` about the trainer (parameters, device, world_size, torch), and the parent."""
+        config = {"name": self.name, "preset": self.preset, **to_dict(self.model, self.train)}
+        config.update(corpus=self.corpus.to_dict(), vocab=self.data.vocab, **facts)
+        if self.parent is not None:  # fine-tuned: the run it started from (lineage.py)
+            config["parent"] = self.parent.to_dict()
+        return config
 
-def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Training ids and the held-out tail: the last `val_fraction`, one contiguous piece."""
-    n_val = max(2, int(len(ids) * val_fraction))
-    return ids[:-n_val], ids[-n_val:]
+    def train_section(self) -> dict[str, Any]:
+        """The train section of config.json, as a resume stores it anew."""
+        return to_dict(self.model, self.train)["train"]
 
 
 def min_chars(batch_size: int, seq_len: int) -> int:

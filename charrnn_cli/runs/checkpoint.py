@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from charrnn_cli import paths, readback
 from charrnn_cli.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.model import CharRNN
+from charrnn_cli.runs import paths, readback
 
 FORMAT = 1
 
@@ -221,7 +221,8 @@ def load_run(
     """Resolve `run` (name, unique prefix, `latest` or None), load its `best` or `last`
     checkpoint and build the model on the device; returns model, vocab, checkpoint, name.
     An exported folder (a path) is read as one, with no store (export/folder.py)."""
-    from charrnn_cli import device, export, store
+    from charrnn_cli import device, export
+    from charrnn_cli.runs import store
 
     if export.is_folder(run):
         from charrnn_cli.export import folder

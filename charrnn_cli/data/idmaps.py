@@ -22,17 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn_cli import locks, paths, utf8scan
-from charrnn_cli.encode import (
-    CHUNK,
-    LOCK_WAIT_S,
-    Encoded,
-    file_sha256,
-    npy_header,
-    smallest_dtype,
-    unwritable,
-)
+from charrnn_cli.data import utf8scan
+from charrnn_cli.data.encode import LOCK_WAIT_S, unwritable
+from charrnn_cli.data.encoded import CHUNK, Encoded, file_sha256, npy_header, smallest_dtype
 from charrnn_cli.errors import CharrnnError, WriteError
+from charrnn_cli.runs import locks, paths
 
 IN_MEMORY = 1 << 24  # ids below this many are moved in memory: not worth a cache entry
 

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from charrnn_cli.config import TrainConfig
-from charrnn_cli.data import split
+from charrnn_cli.data.idmaps import count_ids, release
+from charrnn_cli.data.split import split
 from charrnn_cli.evaluate import eval_rows
-from charrnn_cli.idmaps import count_ids, release
 
 CPU = torch.device("cpu")
 RELEASE_BYTES = 1 << 20  # read of each row between lettings-go: B streams keep B MB resident

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli import config, paths, readback, store
-from charrnn_cli.data import ParentRecord
+from charrnn_cli import config
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
+from charrnn_cli.runs import paths, readback, store
+from charrnn_cli.training.job import ParentRecord
 
 if TYPE_CHECKING:
-    from charrnn_cli.encode import Encoded
+    from charrnn_cli.data.encode import Encoded
 
 # The options that fix the model's parameters: a fine-tuned run takes them from its parent.
 # Every model field but the vocabulary's size (the data's) and dropout (a training choice):
@@ -120,7 +121,7 @@ def merge_vocab(parent: str, corpus: str) -> str:
 def remap(data: Encoded, vocab: str, progress: Callable | None = None) -> Encoded:
     """`data` with its ids moved onto `vocab`, which must hold every character of the text
     (idmaps.remapped: a mapped cache entry of their own for a large corpus)."""
-    from charrnn_cli.idmaps import remapped
+    from charrnn_cli.data.idmaps import remapped
 
     return remapped(data, vocab, progress)
 
