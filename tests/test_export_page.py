@@ -21,7 +21,7 @@ from charrnn_cli.export.writer import write
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling import SampleRequest
 from charrnn_cli.sampling.generator import SamplingModel, generate
-from tests.helpers import train_tiny
+from tests.helpers import require_tool, train_tiny
 
 NODE = shutil.which("node")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -105,13 +105,13 @@ def test_an_exported_run_s_page_continues_as_sample_greedy(trained, charrnn_home
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//|https?://""", text)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_the_fragment_generates_on_load_in_a_browser(tmp_path):
+    chromium = require_tool(CHROMIUM, "chromium", "apt-get install chromium")
     src = _source("gru", layers=1)
     path = write(src, "html", tmp_path / "m.html")
     want = _python(src, "a b", 120)
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
          "--dump-dom", f"file://{path}#seed=a%20b&len=120&temperature=0"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

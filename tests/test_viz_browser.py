@@ -1,6 +1,7 @@
 """The viz pages in a real browser: headless Chromium runs their script without error, the DOM it
 leaves holds the text in order, and `#unit=N` switches the cells page to another unit.
-Skipped where Chromium is not installed (Debian: apt-get install chromium)."""
+Skipped where Chromium is not installed (Debian: apt-get install chromium), except with CI set:
+.ci/run installs it, and there a missing browser fails these tests."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import pytest
 
 from charrnn_cli.viz import pages
 from tests.helpers import VIZ_TEXT as TEXT
-from tests.helpers import Page, surprise_page
+from tests.helpers import Page, require_tool, surprise_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    require_tool(CHROMIUM, "chromium", "apt-get install chromium")
 
 
 def _dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
