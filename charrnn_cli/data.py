@@ -70,6 +70,8 @@ class Job:
     resume: bool = False
     preset: str = "tutorial"
     parent: ParentRecord | None = None  # fine-tuning: the parent run; None from scratch
+    # resumed with the stored precision (none given anew): fp32 where the device lacks it
+    precision_fallback: bool = False
 
 
 def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:

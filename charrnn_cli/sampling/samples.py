@@ -52,6 +52,8 @@ def sample(
     """
     model.eval()
     rng = np.random.default_rng(random_seed)
+    if length is not None and length <= 0:  # nothing asked: not even the unprompted first
+        return
     if not seed_ids:
         seed_ids = [first_char(rng, unigram, len(vocab))]
         yield vocab[seed_ids[0]]
@@ -81,6 +83,9 @@ def sample_many(
     """Yield `num` samples of `length` characters, made `parallel` streams at a time; sample k
     is what `sample` gives with `random_seed + k` (up to floating-point ties)."""
     model.eval()
+    if length <= 0:  # nothing asked: not even the unprompted first character
+        yield from [""] * num
+        return
     for first in range(0, num, parallel):
         ks = range(first, min(num, first + parallel))
         rngs = [np.random.default_rng(None if random_seed is None else random_seed + k) for k in ks]
