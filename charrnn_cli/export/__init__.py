@@ -175,7 +175,7 @@ def model_section(data: dict[str, Any]) -> dict[str, Any]:
     section = {k: data[k] for k in SHAPE if k in data}
     section.setdefault("start_state", "zero")
     kind = "bytes" if data.get("vocab") == "bytes" else "chars"
-    size = 256 if kind == "bytes" else len(data.get("vocab") or [])
+    size = 256 if kind == "bytes" else len(v) if isinstance(v := data.get("vocab"), list) else 0
     return {**section, "vocab": kind, "vocab_size": size}
 
 
