@@ -123,7 +123,10 @@ def test_the_cli_refuses_crafted_folders_in_one_line_in_a_process_of_its_own(han
         folder = Path(shutil.copytree(handed, tmp_path / name))
         edit(folder)
         proc = spawn(*args, "--run", str(folder))
-        out, err = proc.communicate(timeout=120)
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()  # a server that took the folder would serve on
         assert proc.returncode == 4 and str(folder) in one_line(err), (name, err)
 
 

@@ -25,7 +25,7 @@ __all__ = ["Strategy", "beam_search", "sample", "sample_many"]
 
 def first_char(rng: np.random.Generator, unigram: list[int] | None, size: int) -> int:
     """Without a seed: a first character from the corpus's character frequencies."""
-    freq = np.asarray(unigram if unigram else [1] * size, dtype=np.float64)
+    freq = np.asarray(unigram if unigram and sum(unigram) > 0 else [1] * size, dtype=np.float64)
     return int(rng.choice(size, p=freq / freq.sum()))
 
 
