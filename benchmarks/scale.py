@@ -34,7 +34,8 @@ import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[4])
 from pathlib import Path
-from charrnn_cli import config, corpora, encode
+from charrnn_cli import config, corpora
+from charrnn_cli.data import encode
 from charrnn_cli.training.job import CorpusInfo, Job
 from charrnn_cli.training.train import train
 side, path, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

@@ -114,9 +114,12 @@ def limits(key: str) -> dict[str, int | float]:
     return {"min": low, "max": high}
 
 
-# Options that may change on --resume; they do not alter what a step computes. In the order
-# the refusal names them.
-RESUMABLE_ANEW = ("epochs", "max_steps", "max_minutes", "device", "eval_every", "save_every")
+# Options that may change on --resume; they do not alter what a step computes (the precision
+# rounds the products, never a stored weight: a bf16 run goes on in fp32 where bf16 is absent).
+# In the order the refusal names them.
+RESUMABLE_ANEW = (
+    "epochs", "max_steps", "max_minutes", "device", "precision", "eval_every", "save_every",
+)  # fmt: skip
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The Lux.jl tutorial's choices: LSTM 2x128, seq 32, batch 32, Adam 1e-2, 3 epochs.
@@ -188,7 +191,9 @@ def build(given: dict[str, Any], preset: str | None = None) -> tuple[ModelConfig
 def merge_resume(
     stored_model: ModelConfig, stored_train: TrainConfig, given: dict[str, Any]
 ) -> tuple[ModelConfig, TrainConfig]:
-    """The stored configs with the limits given anew; any other option must match."""
+    """The stored configs with the limits given anew; any other option must match. A stored
+    precision not given anew is kept as the run's wish: the trainer falls back to fp32 where
+    the device lacks it (device.resolve_precision's `fallback`), so fp16 on a CPU is no error."""
     model, train = dataclasses.replace(stored_model), dataclasses.replace(stored_train)
     for key, value in given.items():
         if value is None:
@@ -204,7 +209,8 @@ def merge_resume(
                 f"{flag(key)} {value} differs from the run's stored {stored}; on --resume only "
                 f"{', '.join(most)} and {last} may change (start a new --run to change it)"
             )
-    check(model, train)
+    kept = given.get("precision") is None
+    check(model, dataclasses.replace(train, precision="auto") if kept else train)
     return model, train
 
 

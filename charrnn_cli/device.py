@@ -123,7 +123,7 @@ def _bf16_lstm_runs() -> bool:
     return True
 
 
-def resolve_precision(precision: str, dev: torch.device) -> str:
+def resolve_precision(precision: str, dev: torch.device, fallback: bool = False) -> str:
     """What `--precision` means on `dev`: fp32, bf16 or fp16.
 
     `auto` is bf16 on a CPU that computes it in hardware: the weights, gradients and Adam stay
@@ -131,11 +131,12 @@ def resolve_precision(precision: str, dev: torch.device) -> str:
     step 1.9x faster to the same held-out loss (docs/benchmarks.md). Everywhere else `auto` is
     fp32: an emulated bf16 is slower, and on a GPU the default model is launch-bound (the gpu
     preset asks for bf16 itself). bf16 asked of a CPU without it, or fp16 of any CPU, is an
-    error, not a slow run."""
+    error, not a slow run; with `fallback` (a resumed run's stored wish, not asked anew) they
+    are fp32, since the precision changes no stored weight."""
     if dev.type != "cpu":
         return "fp32" if precision == "auto" else precision
-    if precision == "auto":
-        return "bf16" if native_bf16() else "fp32"
+    if precision == "auto" or (fallback and precision in ("bf16", "fp16")):
+        return "bf16" if precision != "fp16" and native_bf16() else "fp32"
     if precision == "fp16":
         raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
     if precision == "bf16" and not native_bf16():

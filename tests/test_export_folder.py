@@ -108,7 +108,7 @@ def test_a_folder_is_a_run_in_an_empty_home_without_torch_load(
     monkeypatch.setattr(torch, "load", real_load)  # the fine-tuned run is a run: a .pt file
     assert cli("export", "--run", "ft", "--output", str(tmp_path / "ft")).code == 0
     card_text = (tmp_path / "ft" / "README.md").read_text(encoding="utf-8")
-    assert f"base_model: {json.dumps(str(exported))}" in card_text
+    assert f"base_model: {json.dumps(exported.name)}" in card_text  # its name, not its path
 
 
 def test_an_output_that_exists_is_refused_unless_forced(exported, run, cli):
@@ -156,9 +156,9 @@ DAMAGE = {
         "start"),
     "a damaged header": (
         lambda f: (f / "model.safetensors").write_bytes(
-            (b := (f / "model.safetensors").read_bytes())[:9] + b"#" + b[10:]), "not JSON"),
+            (b := (f / "model.safetensors").read_bytes())[:9] + b"#" + b[10:]), "invalid JSON"),
     "a header past the end": (
-        lambda f: (f / "model.safetensors").write_bytes(b"\xff" * 8 + b"{}"), "past the file"),
+        lambda f: (f / "model.safetensors").write_bytes(b"\xff" * 8 + b"{}"), "header too large"),
     "no config": (lambda f: (f / "config.json").unlink(), "no config.json"),
     "a bad cell": (lambda f: _config(f / "config.json", cell="transformer"), "cell"),
 }  # fmt: skip

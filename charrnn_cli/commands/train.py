@@ -231,6 +231,8 @@ def _render(records: Iterable[Event], quiet: bool) -> Event | None:
     if quiet:
         for rec in records:
             last = rec
+            if rec.kind == "start" and rec.info.get("note"):
+                console.warn(rec.info["note"])
         return last
     if console.is_interactive():
         return _render_live(records)
@@ -286,6 +288,8 @@ def _render_live(records: Iterable[Event]) -> Event | None:
 
 def _start_line(rec: Event, where: Console | None = None) -> None:
     i = rec.info
+    if i.get("note"):
+        (where or console.err()).print(f"note: {i['note']}", highlight=False, soft_wrap=True)
     text = (
         f"{'resuming' if i['resumed'] else 'training'} on {i['device']}"
         + (f" x {i['world_size']} processes" if i["world_size"] > 1 else "")

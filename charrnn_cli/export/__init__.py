@@ -10,13 +10,14 @@ they take a run without importing torch.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from charrnn_cli.config import CELLS, ModelConfig
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
-from charrnn_cli.runs import readback
+from charrnn_cli.runs import paths, readback
 
 FORMAT = 1  # the folder's format: config.json's `format`
 CONFIG = "config.json"
@@ -31,15 +32,38 @@ SHAPE = ("cell", "layers", "hidden_size", "embed_size", "tie_weights", "start_st
 
 def is_folder(spec: str | None) -> bool:
     """Whether a --run/--init-from value names an exported folder rather than a run: it holds a
-    `/` (a path), or it is an existing folder with a config.json."""
+    `/` (a path: `./lstm1`), or it is a folder with an export in it and no run has the name. A
+    bare name a run has is the run, whatever the working directory holds; one that names such a
+    folder and could also mean a run (a prefix of a run's name, `latest`) is refused as
+    ambiguous (a UsageError), never guessed."""
     if not spec:
         return False
     if "/" in spec or (os.sep != "/" and os.sep in spec):
         return True
     try:  # a name too long for a file name raises rather than answering no
-        return holds_export(Path(spec))
+        if not holds_export(Path(spec)):
+            return False
+        runs = _run_names() if paths.is_name(spec) else []  # no run has another name
     except (OSError, ValueError):
         return False
+    if spec in runs:
+        return False
+    meant = sorted(n for n in runs if n.startswith(spec)) or (runs if spec == "latest" else [])
+    if meant:
+        raise UsageError(
+            f"{spec} names both the exported folder ./{spec} and the run {meant[0]}: write "
+            f"./{spec} for the folder, or the run's whole name"
+        )
+    return True
+
+
+def _run_names() -> list[str]:
+    """The names of the runs in the store (the folders with a config.json), read with no store
+    import: store.py reads exported folders through this module."""
+    root = paths.data_dir()
+    if not root.is_dir():
+        return []
+    return [p.name for p in root.iterdir() if paths.is_name(p.name) and (p / CONFIG).is_file()]
 
 
 def holds_export(folder: Path) -> bool:
@@ -67,6 +91,10 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def _problem(data: dict[str, Any]) -> str | None:
+    try:  # JSON's \ud800 escapes make strings no text can hold: UTF-8 refuses them
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return "it holds a lone surrogate (a \\ud800-\\udfff escape), which no text can hold"
     version = data.get("format", FORMAT)
     if not readback.is_int(version):
         return "format is not a whole number"
@@ -90,11 +118,48 @@ def _problem(data: dict[str, Any]) -> str | None:
     sizes = [data[k] for k in ("layers", "hidden_size", "embed_size")]
     if not all(readback.is_int(v) and v >= 1 for v in sizes):
         return "layers, hidden_size and embed_size must be whole numbers of at least 1"
-    if data.get("unigram") is not None and not (
-        isinstance(data["unigram"], list) and all(map(readback.is_int, data["unigram"]))
-    ):
+    return _counts_problem(data) or _record_problem(data)
+
+
+def _counts_problem(data: dict[str, Any]) -> str | None:
+    """`unigram`: the training text's count of each character (null: unknown)."""
+    counts = data.get("unigram")
+    if counts is None:
+        return None
+    if not (isinstance(counts, list) and all(map(readback.is_int, counts))):
         return "unigram is not a list of counts"
+    if len(counts) != model_section(data)["vocab_size"]:
+        return "unigram does not count the vocab"
+    if sum(counts) == 0:
+        return "unigram counts no character (its probabilities would be 0/0)"
     return None
+
+
+def _record_problem(data: dict[str, Any]) -> str | None:
+    """Where the model came from, each field of the kind charrnn writes (or null): the
+    training section, the run, step and held-out figures, the corpus and the parent."""
+    training = data.get("training")
+    if training is not None:
+        why = readback.config_problem({"model": model_section(data), "train": training})
+        if why is not None:
+            return why.replace("train", "training", 1) if why.startswith("train") else why
+    for key in ("run", "checkpoint", "preset", "charrnn"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key} is {readback.shown(data[key])}, not a string"
+    if data.get("step") is not None and not readback.is_int(data["step"]):
+        return f"step is {readback.shown(data['step'])}, not a whole number"
+    held = data.get("held_out")
+    if held is not None and not (
+        isinstance(held, dict)
+        and all(readback.is_number(held.get(k)) for k in ("loss", "bits_per_char"))
+    ):
+        return "held_out is not a loss and bits_per_char, both numbers"
+    corpus = data.get("corpus")
+    if corpus is not None and not (
+        isinstance(corpus, dict) and all(isinstance(v, str | None) for v in corpus.values())
+    ):
+        return "corpus is not a JSON object of strings"
+    return readback.parent_problem(data.get("parent"))
 
 
 def vocab_text(data: dict[str, Any]) -> str:
@@ -110,7 +175,7 @@ def model_section(data: dict[str, Any]) -> dict[str, Any]:
     section = {k: data[k] for k in SHAPE if k in data}
     section.setdefault("start_state", "zero")
     kind = "bytes" if data.get("vocab") == "bytes" else "chars"
-    size = 256 if kind == "bytes" else len(data.get("vocab") or [])
+    size = 256 if kind == "bytes" else len(v) if isinstance(v := data.get("vocab"), list) else 0
     return {**section, "vocab": kind, "vocab_size": size}
 
 

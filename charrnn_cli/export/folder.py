@@ -6,13 +6,16 @@ vocabulary, the checkpoint's fields and the run's record. `write_folder` writes
 is tied to `embed.weight`), `config.json` and the model card. `load` reads a folder into the
 tuple `checkpoint.load_run` returns, so sample, eval, viz and `train --init-from` take it like a
 run: the tensors are checked against config.json name by name and shape by shape first, and
-nothing is unpickled (safetensors.py reads the file with numpy).
+nothing is unpickled (safetensors.py reads the file with the reference library).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +24,13 @@ import numpy as np
 import torch
 
 from charrnn_cli import __version__, export
-from charrnn_cli.config import from_dict
+from charrnn_cli.config import ModelConfig, from_dict
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.export import safetensors
 from charrnn_cli.model import CharRNN
 from charrnn_cli.runs import paths, store
+
+FLOATS = ("F32", "F16", "F64")  # the dtypes a folder's weights may have (charrnn writes F32)
 
 
 @dataclass
@@ -72,19 +77,37 @@ def config_of(src: Source) -> dict[str, Any]:
     out.update({k: getattr(cfg, k) for k in export.SHAPE})
     out["vocab"] = "bytes" if cfg.vocab == "bytes" else list(src.vocab)
     out["unigram"] = src.ck.get("unigram")
-    out.update(run=src.name, checkpoint=src.checkpoint, step=src.ck.get("step"))
+    out.update(run=_public_run(src.name), checkpoint=src.checkpoint, step=src.ck.get("step"))
     out["held_out"] = held_out(src)
-    corpus = src.record.get("corpus") or {}
-    if corpus.get("sha256"):
-        source = str(corpus.get("source", ""))
-        out["corpus"] = {"name": corpus.get("name"), "sha256": corpus["sha256"]}
-        if source and not source.startswith(("file:", "stdin")):  # no local path goes out
-            out["corpus"]["source"] = source
-    for key in ("parent", "preset"):
-        if src.record.get(key):
-            out[key] = src.record[key]
+    corpus = public_corpus(src.record.get("corpus"))
+    if corpus:
+        out["corpus"] = corpus
+    parent = src.record.get("parent")
+    if isinstance(parent, dict) and parent:
+        out["parent"] = {**parent, "run": _public_run(str(parent.get("run")))}
+        out["parent"]["corpus"] = public_corpus(parent.get("corpus"))
+    if src.record.get("preset"):
+        out["preset"] = src.record["preset"]
     out["training"] = src.ck.get("config", {}).get("train", {})
     return out
+
+
+def public_corpus(record: object) -> dict[str, Any] | None:
+    """A corpus record as it may leave the machine: its name and sha256, and its source when
+    that is a URL or a built-in text; never the path it was read from (`path`, `file:...`,
+    `stdin`). None when it records no sha256."""
+    if not isinstance(record, dict) or not record.get("sha256"):
+        return None
+    out = {"name": record.get("name"), "sha256": record["sha256"]}
+    source = str(record.get("source") or "")
+    if source and not source.startswith(("file:", "stdin")):
+        out["source"] = source
+    return out
+
+
+def _public_run(name: str) -> str:
+    """A run's name as it may leave the machine: an exported folder's path its last part."""
+    return Path(name).name if "/" in name or os.sep in name else name
 
 
 def held_out(src: Source) -> dict[str, float] | None:
@@ -131,44 +154,72 @@ def checkpoint_of(folder: Path) -> dict[str, Any]:
     """The folder as a checkpoint's fields: weights (torch tensors, checked against
     config.json), config sections, vocabulary, character counts and step."""
     data = export.read_config(folder)
-    section = export.model_section(data)
-    cfg_dict = {"model": section, "train": data.get("training") or {}}
-    model_cfg = from_dict(cfg_dict)[0]
-    arrays, _ = safetensors.read(folder / export.TENSORS)
-    weights = _fitted(arrays, model_cfg, folder)
-    unigram = data.get("unigram")
-    if unigram is not None and len(unigram) != model_cfg.vocab_size:
-        raise CorruptFileError(f"{folder / export.CONFIG}: unigram does not count the vocab")
+    cfg_dict = {"model": export.model_section(data), "train": data.get("training") or {}}
+    weights = read_weights(folder, from_dict(cfg_dict)[0])
     return {
         "model": weights, "config": cfg_dict, "vocab": export.vocab_text(data),
-        "unigram": unigram, "step": step if isinstance(step := data.get("step"), int) else 0,
+        "unigram": data.get("unigram"), "step": data.get("step") or 0,
         "checkpoint": data.get("checkpoint"),
         "held_out": data.get("held_out"),
     }  # fmt: skip
 
 
-def _fitted(arrays: dict[str, np.ndarray], model_cfg, folder: Path) -> dict[str, torch.Tensor]:
-    """The tensors as the model's state dict, each checked against the shape config.json
-    gives it: a missing, extra or misshapen tensor is one line naming it."""
-    with torch.device("meta"):
-        want = {k: tuple(v.shape) for k, v in CharRNN(model_cfg).state_dict().items()}
+def read_weights(folder: Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """The folder's model.safetensors as the state dict of the model config.json describes:
+    each tensor's name, dtype and shape checked before its bytes are read, then its values."""
+    want = dict(_shapes(tuple(sorted(dataclasses.asdict(model_cfg).items()))))
     where = f"{folder / export.TENSORS} does not fit {folder / export.CONFIG}"
-    if model_cfg.tie_weights and "head.weight" not in arrays and "embed.weight" in arrays:
-        arrays = {**arrays, "head.weight": arrays["embed.weight"]}
-    missing = [k for k in want if k not in arrays]
+    optional = {"head.weight"} if model_cfg.tie_weights else set()  # a tied head is left out
+    arrays, _ = safetensors.read(
+        folder / export.TENSORS, lambda got: _check(got, want, optional, where)
+    )
+    return _fitted(arrays, model_cfg, want, where)
+
+
+@functools.lru_cache(maxsize=16)
+def _shapes(fields: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The tensors of the model a config's `fields` describe: their names and shapes (built on
+    the meta device: no memory)."""
+    with torch.device("meta"):
+        model = CharRNN(ModelConfig(**dict(fields)))
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
+
+
+def _check(
+    got: safetensors.Layout, want: dict[str, tuple[int, ...]], optional: set[str], where: str
+) -> None:
+    """The file's tensors against the model's, before any is read: a missing, extra,
+    misshapen or non-float tensor is one line naming it."""
+    missing = [k for k in want if k not in got and k not in optional]
     if missing:
         raise CorruptFileError(f"{where}: it has no tensor {missing[0]!r}")
-    extra = [k for k in arrays if k not in want]
+    extra = [k for k in got if k not in want]
     if extra:
-        raise CorruptFileError(f"{where}: tensor {extra[0]!r} is not part of this model")
-    out = {}
-    for key, shape in want.items():
-        array = arrays[key]
-        if tuple(array.shape) != shape:
+        raise CorruptFileError(f"{where}: tensor {extra[0][:80]!r} is not part of this model")
+    for key, (dtype, shape) in got.items():
+        if shape != want[key]:
+            shown = str(shape) if len(str(shape)) <= 60 else f"{len(shape)}-dimensional"
             raise CorruptFileError(
-                f"{where}: {key} is {tuple(array.shape)}, the config's model needs {shape}"
+                f"{where}: {key} is {shown}, the config's model needs {want[key]}"
             )
-        if array.dtype.kind != "f" or not np.isfinite(array).all():
+        if dtype not in FLOATS:
+            raise CorruptFileError(f"{where}: {key} is {dtype[:20]}, not F32, F16 or F64")
+
+
+def _fitted(
+    arrays: dict[str, np.ndarray],
+    model_cfg: ModelConfig,
+    want: dict[str, tuple[int, ...]],
+    where: str,
+) -> dict[str, torch.Tensor]:
+    """The checked tensors as the model's state dict: finite float32 (a tied head.weight is
+    embed.weight)."""
+    if "head.weight" not in arrays:  # tied (_check let it be left out)
+        arrays = {**arrays, "head.weight": arrays["embed.weight"]}
+    out = {}
+    for key in want:
+        array = arrays[key]
+        if not np.isfinite(array).all():
             raise CorruptFileError(f"{where}: {key} is not finite floating-point numbers")
         out[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     if model_cfg.tie_weights and not torch.equal(out["head.weight"], out["embed.weight"]):

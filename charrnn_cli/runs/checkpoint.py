@@ -120,7 +120,7 @@ def _state_problem(data: dict[str, Any], model: dict[str, Any]) -> str | None:
         return "the optimizer state is damaged"
     unigram = data.get("unigram")
     if unigram is not None and not (
-        isinstance(unigram, list) and all(map(readback.is_int, unigram))
+        isinstance(unigram, list) and all(map(readback.is_int, unigram)) and sum(unigram) > 0
     ):
         return "the character counts are damaged"
     return None

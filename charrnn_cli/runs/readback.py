@@ -15,6 +15,7 @@ Standard library and config.py only (no torch).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ def _kind(f: Any) -> str:
     return type(f.default).__name__
 
 
+@functools.cache
 def _choices(kind: type) -> dict[str, tuple[str, ...]]:
     """The fields of a config dataclass that take one of a few words (a Literal), and those."""
     hints = get_type_hints(kind)
@@ -83,7 +85,7 @@ def _range_problem(label: str, value: Any) -> str | None:
     low, high = config.BOUNDS[key]
     if value < low or (high is not None and value > high):
         span = f"from {low} to {high}" if high is not None else f"at least {low}"
-        return f"{label} is {_shown(value)}, out of range ({span})"
+        return f"{label} is {shown(value)}, out of range ({span})"
     return None
 
 
@@ -100,9 +102,9 @@ def section_problem(section: Any, kind: type, label: str) -> str | None:
         value, where = section[f.name], f"{label}.{f.name}"
         check = _KINDS.get(_kind(f))
         if check is not None and not check(value):
-            return f"{where} is {_shown(value)}, not {_WORDS[_kind(f)]}"
+            return f"{where} is {shown(value)}, not {_WORDS[_kind(f)]}"
         if f.name in choices and value not in choices[f.name]:
-            return f"{where} is {_shown(value)}, not one of {', '.join(choices[f.name])}"
+            return f"{where} is {shown(value)}, not one of {', '.join(choices[f.name])}"
         if (why := _range_problem(where, value)) is not None:
             return why
     return None
@@ -132,7 +134,7 @@ def config_problem(data: Any, *, corpus: bool = True) -> str | None:
     if "model" not in data or "train" not in data:
         return "lacks the model and train sections"
     if "format" in data and not is_int(data["format"]):
-        return f"format is {_shown(data['format'])}, not a whole number"
+        return f"format is {shown(data['format'])}, not a whole number"
     why = section_problem(data["model"], ModelConfig, "model")
     why = why or section_problem(data["train"], TrainConfig, "train")
     if why is None and corpus and "corpus" in data and not isinstance(data["corpus"], dict):
@@ -151,10 +153,10 @@ def parent_problem(parent: Any) -> str | None:
     if not isinstance(parent, dict):
         return "parent is not a JSON object"
     if not isinstance(parent.get("run"), str):
-        return f"parent.run is {_shown(parent.get('run'))}, not a string"
+        return f"parent.run is {shown(parent.get('run'))}, not a string"
     for key, kind in {"checkpoint": "str", "added": "str", "step": "int", "sha256": "str"}.items():
         if parent.get(key) is not None and not _KINDS[kind](parent[key]):
-            return f"parent.{key} is {_shown(parent[key])}, not {_WORDS[kind]}"
+            return f"parent.{key} is {shown(parent[key])}, not {_WORDS[kind]}"
     if parent.get("corpus") is not None and not isinstance(parent["corpus"], dict):
         return "parent.corpus is not a JSON object"
     return None
@@ -188,7 +190,7 @@ def metrics_row(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(row, dict):
         return None, "not a JSON object"
     if not is_int(row.get("step")):
-        return None, f"step is {_shown(row.get('step'))}, not a whole number"
+        return None, f"step is {shown(row.get('step'))}, not a whole number"
     bad = [k for k in METRIC_NUMBERS if row.get(k) is not None and not _nonnegative(row[k])]
     for key in bad:
         del row[key]
@@ -254,6 +256,7 @@ def lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes | None, bool]]:
         yield number, raw, ended
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A field's value as an error names it: JSON, ASCII, at most 40 characters."""
     text = json.dumps(value, ensure_ascii=True, default=str) if value is not None else "missing"
     return text if len(text) <= 40 else text[:37] + "..."

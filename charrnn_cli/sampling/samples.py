@@ -26,7 +26,7 @@ __all__ = ["Strategy", "beam_search", "sample", "sample_many"]
 
 def first_char(rng: np.random.Generator, unigram: list[int] | None, size: int) -> int:
     """Without a seed: a first character from the corpus's character frequencies."""
-    freq = np.asarray(unigram if unigram else [1] * size, dtype=np.float64)
+    freq = np.asarray(unigram if unigram and sum(unigram) > 0 else [1] * size, dtype=np.float64)
     return int(rng.choice(size, p=freq / freq.sum()))
 
 
@@ -53,6 +53,8 @@ def sample(
     """
     model.eval()
     rng = np.random.default_rng(random_seed)
+    if length is not None and length <= 0:  # nothing asked: not even the unprompted first
+        return
     if not seed_ids:
         seed_ids = [first_char(rng, unigram, len(vocab))]
         yield vocab[seed_ids[0]]
@@ -82,6 +84,9 @@ def sample_many(
     """Yield `num` samples of `length` characters, made `parallel` streams at a time; sample k
     is what `sample` gives with `random_seed + k` (up to floating-point ties)."""
     model.eval()
+    if length <= 0:  # nothing asked: not even the unprompted first character
+        yield from [""] * num
+        return
     for first in range(0, num, parallel):
         ks = range(first, min(num, first + parallel))
         rngs = [np.random.default_rng(None if random_seed is None else random_seed + k) for k in ks]

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from charrnn_cli.config import ModelConfig, TrainConfig, to_dict
-from charrnn_cli.data.split import split
 from charrnn_cli.errors import UsageError
+from charrnn_cli.data.split import split
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,6 +71,8 @@ class Job:
     resume: bool = False
     preset: str = "tutorial"
     parent: ParentRecord | None = None  # fine-tuning: the parent run; None from scratch
+    # resumed with the stored precision (none given anew): fp32 where the device lacks it
+    precision_fallback: bool = False
 
     def record(self, **facts: Any) -> dict[str, Any]:
         """The run's config.json for a new run: the configs, the corpus, the vocabulary, then

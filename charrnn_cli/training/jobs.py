@@ -133,7 +133,9 @@ def _resumed(
     if data.vocab != stored.get("vocab"):
         raise UsageError("the corpus's vocabulary differs from the run's: start a new --run")
     corpus = CorpusInfo.of(cf)
-    return Job(name, model_cfg, train_cfg, data, corpus, resume=True, preset=stored_preset)
+    job = Job(name, model_cfg, train_cfg, data, corpus, resume=True, preset=stored_preset)
+    job.precision_fallback = given.get("precision") is None
+    return job
 
 
 def _same_parent(stored: dict[str, Any], init_from: str | None) -> None:

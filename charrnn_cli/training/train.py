@@ -74,7 +74,7 @@ class Trainer:
         if self._ck is not None:
             keep_streams(self._ck, self.tcfg, comm.world)
         dev = self.dev = comm.device if comm.active else device.pick(self.tcfg.device)
-        self.precision = device.resolve_precision(self.tcfg.precision, dev)
+        self.precision = device.resolve_precision(self.tcfg.precision, dev, job.precision_fallback)
         data = job.data
         check_data(data.ids, self.tcfg, comm.world, data.distinct)
         self.mcfg.vocab_size = len(data.vocab)
@@ -136,6 +136,11 @@ class Trainer:
         shard = self.shard
         info = {"device": device.describe(dev), "parameters": self.model.num_parameters()}
         info["precision"] = self.precision
+        if self.tcfg.precision not in ("auto", self.precision):  # the run's wish, not here
+            info["note"] = (
+                f"the run trained in {self.tcfg.precision}, which {info['device']} lacks: it goes "
+                f"on in {self.precision} (the weights are the same; --precision sets it)"
+            )
         info.update(steps_per_epoch=shard.per_epoch, train_chars=shard.train_chars)
         info.update(val_chars=shard.val_chars, vocab_size=self.mcfg.vocab_size)
         info.update(world_size=self.comm.world, resumed=job.resume)
