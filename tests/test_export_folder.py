@@ -16,8 +16,10 @@ import pytest
 import torch
 
 from charrnn_cli.config import ModelConfig
-from charrnn_cli.export import card, folder, safetensors
+from charrnn_cli.export import card
+from charrnn_cli.export import folder as export_folder
 from charrnn_cli.model import CharRNN
+from charrnn_cli.runs import safetensors
 from tests.helpers import train_tiny
 
 
@@ -67,7 +69,7 @@ def test_the_folder_holds_weights_config_and_a_card_and_nothing_pickled(exported
 
 def test_tied_weights_leave_the_head_out_and_read_back_tied():
     cfg = ModelConfig(vocab_size=6, embed_size=8, hidden_size=8, tie_weights=True)
-    tensors = folder.tensors_of(CharRNN(cfg))
+    tensors = export_folder.tensors_of(CharRNN(cfg))
     assert "head.weight" not in tensors and "embed.weight" in tensors
 
 

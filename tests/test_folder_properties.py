@@ -23,8 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn_cli.errors import CorruptFileError
-from charrnn_cli.export import card, folder
+from charrnn_cli.export import card
+from charrnn_cli.export import folder as export_folder
 from charrnn_cli.export.writer import export_run
+from charrnn_cli.runs import folder
 from charrnn_cli.sampling.generator import SamplingModel, generate
 from charrnn_cli.sampling.request import SampleRequest
 from tests.helpers import train_tiny
@@ -91,8 +93,8 @@ def _reset_peak() -> int | None:
 def _use(where: Path) -> None:
     """What the commands do with a folder: load it as a run (sample, eval, serve, viz, train
     --init-from), read its config as a run's, export it (config and card), draw unprompted."""
-    src = folder.gather(str(where))
-    card.card(folder.config_of(src), "t", "", src.model.num_parameters())
+    src = export_folder.gather(str(where))
+    card.card(export_folder.config_of(src), "t", "", src.model.num_parameters())
     sm = SamplingModel(src.model, src.vocab, src.kind, src.ck.get("unigram"), None, src.name)
     assert "".join(p.text for p in generate(sm, SampleRequest(length=3, random_seed=0)))
 

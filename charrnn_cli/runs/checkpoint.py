@@ -221,11 +221,11 @@ def load_run(
     """Resolve `run` (name, unique prefix, `latest` or None), load its `best` or `last`
     checkpoint and build the model on the device; returns model, vocab, checkpoint, name.
     An exported folder (a path) is read as one, with no store (export/folder.py)."""
-    from charrnn_cli import device, export
-    from charrnn_cli.runs import store
+    from charrnn_cli import device
+    from charrnn_cli.runs import exported, store
 
-    if export.is_folder(run):
-        from charrnn_cli.export import folder
+    if exported.is_folder(run):
+        from charrnn_cli.runs import folder
 
         return folder.load(str(run), device.pick(device_spec))
     name = store.resolve(run)

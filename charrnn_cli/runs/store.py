@@ -98,11 +98,11 @@ def resolve(name: str | None) -> str:
 def read_config(name: str) -> dict[str, Any]:
     """A run's config.json, every field checked (it may have been edited by hand): a
     CorruptFileError naming the file and the field when it cannot be used. An exported
-    folder's config.json is read in the same shape (export.run_config)."""
-    from charrnn_cli import export
+    folder's config.json is read in the same shape (exported.run_config)."""
+    from charrnn_cli.runs import exported
 
-    if export.is_folder(name):
-        return export.run_config(paths.user_path(name))
+    if exported.is_folder(name):
+        return exported.run_config(paths.user_path(name))
     path = run_dir(name) / CONFIG
     data = _load_config(name)
     version = data.get("format", 0)

@@ -49,7 +49,8 @@ def init_from(model: CharRNN, job: Job, comm: Comm) -> None:
     parent = job.parent
     assert parent is not None
     if parent.checkpoint == FOLDER:  # an exported folder: safetensors, never unpickled
-        from charrnn_cli.export import TENSORS, folder
+        from charrnn_cli.runs import folder
+        from charrnn_cli.runs.exported import TENSORS
 
         path = Path(parent.run) / TENSORS
         digest = hashlib.sha256(path.read_bytes()).hexdigest()

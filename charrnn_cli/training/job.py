@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from charrnn_cli.config import ModelConfig, TrainConfig, to_dict
-from charrnn_cli.errors import UsageError
 from charrnn_cli.data.split import split
+from charrnn_cli.errors import UsageError
 
 if TYPE_CHECKING:
     import numpy as np
