@@ -12,9 +12,11 @@ from charrnn_cli import console
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.commands.viz_common import (
     CorpusOption,
+    ForceOption,
     HtmlOption,
     MaxCharsOption,
     TextOption,
+    output_target,
     prepare,
     write_page,
 )
@@ -31,11 +33,13 @@ def surprise(
         bool, typer.Option("--json", help="One JSON object a line: i, char, bits, top.")
     ] = False,
     html: HtmlOption = None,
+    force: ForceOption = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Colour each character by the model's surprisal at it (bits), as eval scores it."""
     from charrnn_cli.viz import analysis, pages, terminal
 
+    target = output_target(html, force, "--html")
     model, vocab, lay, source = prepare(run, checkpoint, device, text, corpus, max_chars)
     s = analysis.surprise(model, lay, top)
     bits = [None if b != b else b for b in s.bits.tolist()]  # NaN: not scored
@@ -45,7 +49,7 @@ def surprise(
             title="charrnn viz surprise", note=source, text=lay.text, bits=bits,
             top_chars=top_chars, top_p=s.top_p.tolist(), mean=s.mean,
         )  # fmt: skip
-        write_page(html, page)
+        write_page(target, page)
     if json_out:
         _json_lines(lay.text, bits, s, vocab)
     elif html is None:
