@@ -61,8 +61,6 @@ def surprise(
 
 
 def _json_lines(text: str, bits: list[float | None], s, vocab: str) -> None:
-    import json
-
     with console.pipe_guard():
         batch = []
         for i, b in enumerate(bits):
@@ -71,7 +69,7 @@ def _json_lines(text: str, bits: list[float | None], s, vocab: str) -> None:
             pairs = zip(s.top_ids[i].tolist(), s.top_p[i].tolist(), strict=True)
             top = [{"char": vocab[j], "p": round(p, 6)} for j, p in pairs]
             row = {"i": i, "char": text[i], "bits": b, "top": top}
-            batch.append(json.dumps(row, ensure_ascii=False))
+            batch.append(console.json_text(row))
             if len(batch) >= 1000:
                 console.out("\n".join(batch))
                 batch.clear()
