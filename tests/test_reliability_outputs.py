@@ -1,11 +1,11 @@
-"""Round four, the class "every path charrnn writes for a user" (docs/reliability.md, O1-O9):
-every writer of a user-named path (export as a folder, ONNX and a page, `viz surprise/cells
---html`, `viz gates --plot`, `runs show --plot`) against what may already be there: a file, a
-folder of the user's, an export of charrnn's own, an empty folder, a symbolic link, a FIFO and
-a device node. Nothing of the user's is removed or replaced without --force, and with it only
-charrnn's own output; a FIFO or a device is written into, never renamed over. Then a folder
-that appears at the path while an export runs (with renameat2 and without), and a kill -9
-during a folder export."""
+"""Round four, the class "every path charrnn writes for a user" (docs/reliability.md, H1-H4
+and H-O): every writer of a user-named path (export as a folder, ONNX and a page, `viz
+surprise/cells --html`, `viz gates --plot`, `runs show --plot`) against what may already be
+there: a file, a folder of the user's, an export of charrnn's own, an empty folder, a symbolic
+link, a FIFO and a device node. Nothing of the user's is removed or replaced without --force,
+and with it only charrnn's own output; a FIFO or a device is written into, never renamed over.
+Then a folder that appears at the path while an export runs (with renameat2 and without), and
+a kill -9 during a folder export."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Round four, the class "text that reaches a screen or a page" (docs/reliability.md, O10-O16):
-every renderer (viz in the terminal, coloured and plain; JSON; the viz pages; the exported page
-and its title; the model card) gets every class of character: C0 and C1 controls, ESC
+"""Round four, the class "text that reaches a screen or a page" (docs/reliability.md, H14-H15
+and H-T): every renderer (viz in the terminal, coloured and plain; JSON; the viz pages; the
+exported page and its title; the model card) gets every class of character: C0 and C1 controls, ESC
 sequences, `</script>`, `<!--`, U+2028/U+2029, bidirectional controls, lone surrogates where
 they can arrive (a folder or file name), characters outside the BMP, the page template's
 markers and runs of backticks. None is written raw where it would act; the text stays readable;
