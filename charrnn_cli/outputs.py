@@ -1,21 +1,14 @@
 """The paths a user names for charrnn to write (`export --output`, `viz --html/--plot`, `runs
-show --plot`): nothing of the user's is ever removed or replaced without `--force`, and with it
-only what charrnn wrote.
-
-`check` looks at the path before any work and says how it will be written: a new path; a
-regular file, an empty folder or an export of charrnn's own (its config.json carries the
-format marker, no other file beside it) to replace, only with `force`; a FIFO or a character
-device (`/dev/null`, `/dev/stdout` on a pipe) written into as a stream, never renamed over,
-never truncated. A symbolic link, a folder of the user's, a block device or a socket is one
-line, with or without `force`. The new file or folder is built under a temp name beside the
-path and moved at the end; the path is checked again at that moment, by the move itself:
-`renameat2(RENAME_NOREPLACE)` for a new path (elsewhere: a hard link, or a folder made as a
-reservation), so one that appeared meanwhile (a second export racing) is refused, not
-replaced; a replace is `RENAME_EXCHANGE`, one step that never leaves the path empty, after
-which the old one is checked to be the one `check` saw and still charrnn's own, else swapped
-back. Where the exchange is missing the old one is renamed aside (`.NAME.PID.ID.old`) first;
-`sweep` puts such an aside back when a kill left the path empty, and removes the temp files
-and folders of writers that no longer run. Standard library and torch-free.
+show --plot`): nothing of the user's is removed or replaced without `--force`, and with it only
+what charrnn wrote (a regular file, an empty folder, an export whose config.json carries the
+format marker and no other file beside it). A FIFO or a character device is written into as a
+stream, never renamed over; a link, a folder of the user's, a block device is one line.
+`check` looks before any work; the new file or folder is built under a temp name beside the
+path and `place` moves it, checking the path again by the move itself (renames.py): a path
+that appeared meanwhile is refused; a replace is one RENAME_EXCHANGE, after which the old one
+must be what `check` saw and still charrnn's own, else it is swapped back. Without the exchange
+the old one goes aside (`.NAME.PID.ID.old`) first, and `sweep` puts an aside back when a kill
+left the path empty; it also removes the temps of writers that no longer run. Torch-free.
 """
 
 from __future__ import annotations
@@ -52,12 +45,11 @@ def is_own_export(folder: Path) -> bool:
     """Whether `folder` is an export charrnn wrote: only its files, regular, and a config.json
     carrying the format marker (`format`, `charrnn`)."""
     try:
-        entries = list(os.scandir(folder))
-        if {e.name for e in entries} - set(EXPORT_FILES) or "config.json" not in {
-            e.name for e in entries
-        }:
+        with os.scandir(folder) as it:
+            entries = {e.name: e.is_file(follow_symlinks=False) for e in it}
+        if set(entries) - set(EXPORT_FILES) or "config.json" not in entries:
             return False
-        if not all(e.is_file(follow_symlinks=False) for e in entries):
+        if not all(entries.values()):
             return False
         config = folder / "config.json"
         if config.stat().st_size > MARKER_MAX_BYTES:
@@ -78,7 +70,10 @@ def is_own(path: Path) -> bool:
         st = os.lstat(path)
         if stat.S_ISREG(st.st_mode):
             return True
-        return stat.S_ISDIR(st.st_mode) and (not any(os.scandir(path)) or is_own_export(path))
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        with os.scandir(path) as it:
+            return not any(it) or is_own_export(path)
     except OSError:
         return False
 
@@ -149,7 +144,7 @@ def write_bytes(target: Target, data: bytes) -> None:
     tmp = paths.temp_path(final)
     with paths.storage_errors(final):
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -178,7 +173,10 @@ def _stream(path: Path, data: bytes) -> None:
     """Write into a FIFO or a character device as `>` would, never creating or truncating: a
     path that is no longer one when opened is refused unwritten."""
     with paths.storage_errors(path):
-        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise _changed(path) from None
         with os.fdopen(fd, "wb") as fh:
             if not _is_stream(os.fstat(fd).st_mode):
                 raise _changed(path)
@@ -209,11 +207,24 @@ def place(tmp: Path, target: Target) -> None:
         if not swapped:
             _replace_aside(tmp, target)
         elif not _same(tmp, target):
-            rename2(tmp, final, RENAME_EXCHANGE)  # swap the stranger back
+            _swap_back(tmp, final)
             raise _changed(final)
         else:
             _remove(tmp)
     paths.fsync_dir(final.parent)
+
+
+def _swap_back(tmp: Path, final: Path) -> None:
+    """Put back what an exchange took from `final` that is not charrnn's to remove; where that
+    fails, keep it under a name no sweep removes and say where."""
+    try:
+        if rename2(tmp, final, RENAME_EXCHANGE):
+            return
+    except OSError:
+        pass
+    kept = final.with_name(f"{final.name}.kept-{os.getpid()}")
+    os.rename(tmp, kept)
+    raise UsageError(f"{final} changed while charrnn was writing it: what was there is now {kept}")
 
 
 def _same(old: Path, target: Target) -> bool:
@@ -265,7 +276,8 @@ def sweep(final: Path) -> list[Path]:
     only while it is charrnn's own. Returns what was removed or put back."""
     prefix, done = f".{final.name}.", []
     try:
-        names = [e.name for e in os.scandir(final.parent)]
+        with os.scandir(final.parent) as it:
+            names = [e.name for e in it]
     except (OSError, ValueError):
         return done
     for name in names:
