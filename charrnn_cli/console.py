@@ -170,7 +170,38 @@ def stdout_error(exc: OSError) -> Exception:
 
 def out_json(value: Any) -> None:
     """One JSON document on stdout."""
-    out(json.dumps(value, ensure_ascii=False))
+    out(json_text(value))
+
+
+# what must never reach a screen or a page raw: C0 and C1 controls, DEL, the line and paragraph
+# separators, the bidirectional controls (they reorder what is shown) and lone surrogates
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_SHOWN = {0x7F: "\u2421", 0x2028: "\u2424", 0x2029: "\u2424"}  # ␡, ␤
+
+
+def visible(text: str, keep: str = "\n\t") -> str:
+    """`text` safe to show on a terminal or a page: a C0 control is its picture (ESC ␛, NUL
+    ␀, CR ␍), DEL ␡, a line or paragraph separator ␤, and a C1 or bidirectional control or a
+    lone surrogate �; the characters in `keep` stay."""
+
+    def one(m: re.Match[str]) -> str:
+        c = m.group()
+        if c in keep:
+            return c
+        code = ord(c)
+        return chr(0x2400 + code) if code < 0x20 else _SHOWN.get(code, "\ufffd")
+
+    return _UNSAFE.sub(one, text)
+
+
+def json_text(value: Any, **options: Any) -> str:
+    """`value` as one line of JSON whose text is safe on a terminal or a page: a character
+    `visible` would change is written as its \\u escape (the same string to a JSON reader),
+    so nothing raw reaches a screen and a lone surrogate cannot fail the write."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def silence_stdout() -> None:

@@ -49,7 +49,8 @@ def _python(src: Source, seed: str, length: int, temperature: float = 0.0) -> st
 
 def _node(path: Path, *args: str) -> str:
     assert NODE is not None
-    done = subprocess.run([NODE, str(SAMPLER), str(path), *args], capture_output=True,
+    done = subprocess.run([NODE, str(SAMPLER), str(path), *args, "--no-echo-seed"],
+                          capture_output=True,
                           text=True, timeout=60, check=True)  # fmt: skip
     return done.stdout
 

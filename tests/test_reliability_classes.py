@@ -271,7 +271,8 @@ def test_every_folder_charrnn_writes_in_has_its_dead_writers_temps_swept(
     assert cli("fetch", "--gc").code == 0  # sweeps charrnn's own folders
     left = [p for p in planted if p.exists()]
     assert all(not paths.in_storage(p) for p in left), left
-    assert cli(*steps[-1]).code == 0  # a file the user named: its next write sweeps its temps
+    # a file the user named: its next write sweeps its temps (--force: the page exists)
+    assert cli(*steps[-1], "--force").code == 0
     assert not [p for p in planted if p.exists()]
 
 

@@ -97,12 +97,15 @@ def show(
         Path | None, typer.Option(help="Also write the loss curves to this PNG (matplotlib).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Config and metrics as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --plot file.")] = False,
 ) -> None:
     """A run's config and its training and held-out loss curves."""
+    from charrnn_cli.runs import outputs
     from charrnn_cli.runs.curves import ascii_chart, write_png
 
-    if plot is not None and (plot.is_dir() or not plot.name):
+    if plot is not None and (plot.is_dir() and not force or not plot.name):
         raise UsageError(f"--plot {plot} is a folder: give it a file name such as loss.png")
+    target = None if plot is None else outputs.check(plot, force, option="--plot")
     name = store.resolve(name)
     cfg = store.read_config(name)
     problems: list[str] = []
@@ -118,7 +121,7 @@ def show(
     val = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
     console.out(ascii_chart({"train": train, "held-out": val}, width=64, height=16))
     if plot is not None:
-        write_png(plot, {"train": train, "held-out": val}, title=name)
+        write_png(target, {"train": train, "held-out": val}, title=name)
         console.log(f"wrote {plot}")
 
 

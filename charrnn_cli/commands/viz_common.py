@@ -45,6 +45,9 @@ HtmlOption = Annotated[
     Path | None, typer.Option("--html", help="Write a self-contained page to FILE.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON on stdout.")]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Replace the page or picture if it exists.")
+]
 
 
 def prepare(
@@ -96,8 +99,16 @@ def activation_kind(model: Any, state: str | None) -> str:
     return state
 
 
-def write_page(path: Path, page: str) -> None:
-    from charrnn_cli.runs import paths
+def output_target(path: Path | None, force: bool, option: str) -> Any:
+    """The page's path checked before any work (outputs.check): None when not asked for."""
+    from charrnn_cli.runs import outputs
 
-    paths.atomic_write_text(path, page)
-    console.out(str(path))
+    return None if path is None else outputs.check(path, force, option=option)
+
+
+def write_page(target: Any, page: str) -> None:
+    """Write a page (or picture) to its checked path (outputs.write_bytes) and print it."""
+    from charrnn_cli.runs import outputs
+
+    outputs.write_bytes(target, page.encode("utf-8"))
+    console.out(str(target.path))

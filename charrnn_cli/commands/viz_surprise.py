@@ -12,9 +12,11 @@ from charrnn_cli import console
 from charrnn_cli.commands.options import CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.commands.viz_common import (
     CorpusOption,
+    ForceOption,
     HtmlOption,
     MaxCharsOption,
     TextOption,
+    output_target,
     prepare,
     write_page,
 )
@@ -31,11 +33,13 @@ def surprise(
         bool, typer.Option("--json", help="One JSON object a line: i, char, bits, top.")
     ] = False,
     html: HtmlOption = None,
+    force: ForceOption = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Colour each character by the model's surprisal at it (bits), as eval scores it."""
     from charrnn_cli.viz import analysis, pages, terminal
 
+    target = output_target(html, force, "--html")
     model, vocab, lay, source = prepare(run, checkpoint, device, text, corpus, max_chars)
     s = analysis.surprise(model, lay, top)
     bits = [None if b != b else b for b in s.bits.tolist()]  # NaN: not scored
@@ -45,7 +49,7 @@ def surprise(
             title="charrnn viz surprise", note=source, text=lay.text, bits=bits,
             top_chars=top_chars, top_p=s.top_p.tolist(), mean=s.mean,
         )  # fmt: skip
-        write_page(html, page)
+        write_page(target, page)
     if json_out:
         _json_lines(lay.text, bits, s, vocab)
     elif html is None:
@@ -57,8 +61,6 @@ def surprise(
 
 
 def _json_lines(text: str, bits: list[float | None], s, vocab: str) -> None:
-    import json
-
     with console.pipe_guard():
         batch = []
         for i, b in enumerate(bits):
@@ -67,7 +69,7 @@ def _json_lines(text: str, bits: list[float | None], s, vocab: str) -> None:
             pairs = zip(s.top_ids[i].tolist(), s.top_p[i].tolist(), strict=True)
             top = [{"char": vocab[j], "p": round(p, 6)} for j, p in pairs]
             row = {"i": i, "char": text[i], "bits": b, "top": top}
-            batch.append(json.dumps(row, ensure_ascii=False))
+            batch.append(console.json_text(row))
             if len(batch) >= 1000:
                 console.out("\n".join(batch))
                 batch.clear()

@@ -25,12 +25,14 @@ from charrnn_cli.commands.viz_common import (
     BUILT_IN_SIGNALS,
     FIND_CHARS,
     CorpusOption,
+    ForceOption,
     HtmlOption,
     JsonOption,
     MaxCharsOption,
     StateOption,
     TextOption,
     activation_kind,
+    output_target,
     prepare,
     write_page,
 )
@@ -118,11 +120,13 @@ def cells(
     corpus: CorpusOption = None,
     max_chars: MaxCharsOption = None,
     html: HtmlOption = None,
+    force: ForceOption = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Colour the text by single units' activations: -1 blue, 0 white, +1 red."""
     from charrnn_cli.viz import analysis, pages, terminal
 
+    target = output_target(html, force, "--html")
     model, _, lay, source = prepare(run, checkpoint, device, text, corpus, max_chars)
     kind = activation_kind(model, state)
     if layer is not None and layer > model.cfg.layers:
@@ -140,7 +144,7 @@ def cells(
     if html is not None:
         views = [pages.UnitView(lab, row) for lab, row in zip(labels, rows, strict=True)]
         title = f"charrnn viz cells: {shown}"
-        write_page(html, pages.cells_page(title=title, note=source, text=lay.text, units=views))
+        write_page(target, pages.cells_page(title=title, note=source, text=lay.text, units=views))
         return
     colour = terminal.use_colour(sys.stdout)
     with console.pipe_guard():
@@ -158,18 +162,20 @@ def gates(
         Path | None, typer.Option(help="Draw the per-unit picture to FILE (an SVG).")
     ] = None,
     json_out: JsonOption = False,
+    force: ForceOption = False,
     device: DeviceOption = "auto",
 ) -> None:
     """How often each gate is nearly shut (< 0.1) or nearly open (> 0.9), per layer."""
     from charrnn_cli.viz import analysis, svg
 
+    target = output_target(plot, force, "--plot")
     model, _, lay, source = prepare(run, checkpoint, device, text, corpus, max_chars, FIND_CHARS)
     stats = analysis.gate_saturation(model, lay)
     console.log(f"{source}: gate saturation of {len(stats)} gates")
     if plot is not None:
         points = [svg.GatePoints(g.layer, g.gate, g.low.tolist(), g.high.tolist())
                   for g in stats]  # fmt: skip
-        write_page(plot, svg.gates_svg(points, f"gate saturation · {source}"))
+        write_page(target, svg.gates_svg(points, f"gate saturation · {source}"))
     if json_out:
         console.out_json([{"layer": g.layer, "gate": g.gate, "below": float(g.low.mean()),
                            "above": float(g.high.mean()), "units_below": g.low.round(4).tolist(),

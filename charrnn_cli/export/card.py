@@ -8,8 +8,10 @@ with the Python API, and in plain torch. Torch-free: it formats the folder's con
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
+
+from charrnn_cli.console import json_text, visible
 
 PLAIN_TORCH = """\
 import json, torch
@@ -38,8 +40,20 @@ print(text)
 
 
 def _q(value: Any) -> str:
-    """A YAML scalar: JSON's quoting is YAML's double-quoted style."""
-    return json.dumps(value, ensure_ascii=False)
+    """A YAML scalar: JSON's quoting is YAML's double-quoted style (controls, separators and
+    lone surrogates as \\u escapes, which YAML reads the same)."""
+    return json_text(value)
+
+
+def _md(text: str) -> str:
+    """Text for a Markdown line: controls shown (console.visible), every ASCII punctuation
+    character backslash-escaped (CommonMark), so a folder name stays a name."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", visible(text, keep=""))
+
+
+def fence(text: str) -> str:
+    """A code fence longer than any run of backticks in `text` (at least three)."""
+    return "`" * max(3, 1 + max((len(run) for run in re.findall("`+", text)), default=0))
 
 
 def front_matter(cfg: dict[str, Any], title: str) -> str:
@@ -90,15 +104,16 @@ def card(cfg: dict[str, Any], title: str, sample: str, parameters: int) -> str:
         trained.append(
             f"- held-out: {held['bits_per_char']:.4f} bits per character ({held['loss']:.4f} nats)"
         )
-    fence = "````" if "```" in sample else "```"
-    return "\n".join([
-        front_matter(cfg, title), f"# {title}", "",
+    sample = visible(sample)
+    bar = fence(sample)
+    return visible("\n".join([  # no control character raw, wherever a field put one
+        front_matter(cfg, title), f"# {_md(title)}", "",
         f"A character-level {shape} language model trained with "
         "[charrnn](https://github.com/charrnn/charrnn). Its files: `model.safetensors` (the "
         "weights under their PyTorch names), `config.json` (shape, vocabulary, start state) and "
         "this card; nothing in this folder is pickled.", "",
         "## Training", "", *trained, "",
-        "## A sample", "", f"{fence}text", sample, fence, "",
+        "## A sample", "", f"{bar}text", sample, bar, "",
         "## Use it", "", "With charrnn (the folder is taken wherever a run is):", "", "```sh",
         "charrnn sample --run ./THIS_FOLDER --seed 'ROMEO:' --len 300",
         "charrnn eval --run ./THIS_FOLDER --corpus text.txt", "```", "",
@@ -107,4 +122,4 @@ def card(cfg: dict[str, Any], title: str, sample: str, parameters: int) -> str:
         'print(m.generate("ROMEO:", length=200, temperature=0.8, seed=1)[0])', "```", "",
         "In plain PyTorch (`pip install torch safetensors`), greedy from the start state:", "",
         "```python", PLAIN_TORCH.rstrip("\n"), "```", "",
-    ])  # fmt: skip
+    ]))  # fmt: skip

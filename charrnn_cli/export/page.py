@@ -6,7 +6,9 @@ temperature, top-k, length, random seed, Generate) that shows the text as it is 
 library, no network. `#seed=...&len=N&temperature=T&random_seed=S` in the address generates on
 load into the element with id `output`. The first layer's input projection of every character is
 shipped as one table (embedding x W_ih, biases folded in, computed here in float32 as the numpy
-sampler computes it); greedy text is `charrnn sample --greedy`'s.
+sampler computes it); greedy text is `charrnn sample --greedy`'s, a seed with characters outside
+the BMP included (the sampler walks code points, not UTF-16 units). The template's markers are
+filled in one pass, so a name holding a marker stays text; the model's JSON holds no `<`.
 """
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
 from charrnn_cli import export
+from charrnn_cli.console import visible
 from charrnn_cli.errors import UsageError
 from charrnn_cli.export.folder import Source
 
 MAX_PARAMETERS = 20_000_000  # 80 MB of float32, 107 MB of base64: past what a page should hold
 DEFAULT_SEED = "ROMEO:"
+MARKER = re.compile(r"__(TITLE|ABOUT|SEED|MODEL_JSON|SAMPLER_JS)__")
 
 
 def page_tensors(src: Source) -> dict[str, np.ndarray]:
@@ -81,6 +86,7 @@ def sampler_js() -> str:
 def page_html(src: Source) -> str:
     """The whole page."""
     spec = json.dumps(model_spec(src), ensure_ascii=True, separators=(",", ":"))
+    spec = spec.replace("<", "\\u003c").replace(">", "\\u003e")  # no </script>, no <!--
     cfg = src.model.cfg
     title = src.name.rstrip("/").rsplit("/", 1)[-1] or "model"
     about = (
@@ -91,10 +97,8 @@ def page_html(src: Source) -> str:
     seed = DEFAULT_SEED if all(c in src.vocab for c in DEFAULT_SEED) else ""
     template = resources.files("charrnn_cli.export").joinpath("page.html").read_text("utf-8")
     parts = {
-        "__TITLE__": html.escape(title), "__ABOUT__": html.escape(about),
-        "__SEED__": html.escape(seed), "__MODEL_JSON__": spec.replace("</", "<\\/"),
-        "__SAMPLER_JS__": sampler_js(),
+        "TITLE": html.escape(visible(title, keep="")), "ABOUT": html.escape(about),
+        "SEED": html.escape(seed), "MODEL_JSON": spec, "SAMPLER_JS": sampler_js(),
     }  # fmt: skip
-    for key, value in parts.items():
-        template = template.replace(key, value)
-    return template
+    # one pass: a marker inside a value (a folder named x__SAMPLER_JS__) is never filled again
+    return MARKER.sub(lambda m: parts[m.group(1)], template)

@@ -4,10 +4,11 @@
  * network. The same file runs in a browser (window.CharRNN) and under node:
  *
  *   node sampler.js PAGE.html --seed "ROMEO:" --len 300 [--temperature T] [--top-k K]
- *        [--random-seed S] [--bench]
+ *        [--random-seed S] [--no-echo-seed] [--bench]
  *   node sampler.js PAGE.html --predict TEXT
  *
- * prints the continuation (without the seed) on stdout; --bench prints chars/s on stderr;
+ * prints the seed and its continuation on stdout, as `charrnn sample` and the page show them
+ * (the continuation alone with --no-echo-seed); --bench prints chars/s on stderr;
  * --predict prints the likeliest next character after each prefix of TEXT.
  * The weights are float32, as charrnn's own sampler holds them; the first layer's input
  * projection of every character (embedding x W_ih, biases folded in) is one table row. */
@@ -169,7 +170,7 @@
   function draw(logits, temperature, topK, rand, p) {
     if (!(temperature > 0)) return argmax(logits);
     var V = logits.length, cut = -Infinity, i;
-    if (topK && topK < V) {
+    if (topK < V) {
       var sorted = Array.prototype.slice.call(logits).sort(function (a, b) { return b - a; });
       cut = sorted[topK - 1];
     }
@@ -187,15 +188,25 @@
     return i;
   }
 
+  var hasOwn = Object.prototype.hasOwnProperty;
+
+  /* Top-k as given (a form field or the address): a whole number from 1 to V keeps that many,
+   * a fraction is rounded down; anything else (0, negative, not a number) keeps them all. */
+  function topKOf(k, V) {
+    k = Math.floor(+k);
+    return k >= 1 && k < V ? k : V;
+  }
+
   /* A generation: `next(n)` returns up to n more characters ("" when done). The seed's
    * characters the model never saw are skipped; without a seed the first character is drawn
    * from the training text's character counts. */
   Model.prototype.generate = function (seed, length, temperature, topK, randomSeed) {
     var self = this, rand = random(randomSeed == null ? (Math.random() * 4294967296) : randomSeed);
-    var made = 0, logits = null, ids = [], p = new Float64Array(self.V);
+    var made = 0, logits = null, ids = [], p = new Float64Array(self.V), chars = Array.from(seed);
+    topK = topKOf(topK, self.V);
     self.reset();
-    for (var i = 0; i < seed.length; i++) {
-      if (seed[i] in self.index) ids.push(self.index[seed[i]]);
+    for (var i = 0; i < chars.length; i++) {  /* code points: an emoji is one character */
+      if (hasOwn.call(self.index, chars[i])) ids.push(self.index[chars[i]]);
     }
     var head = "";
     if (!ids.length) {
@@ -223,13 +234,13 @@
   /* The likeliest next character after each prefix of `text` (all its characters known):
    * what the model predicts at every position, the state carried from the start state. */
   Model.prototype.predict = function (text) {
-    var out = "";
+    var out = "", chars = Array.from(text);
     this.reset();
-    for (var i = 0; i < text.length; i++) out += this.vocab[argmax(this.step(this.index[text[i]]))];
+    for (var i = 0; i < chars.length; i++) out += this.vocab[argmax(this.step(this.index[chars[i]]))];
     return out;
   };
 
-  var api = { Model: Model, decode: decode, random: random };
+  var api = { Model: Model, decode: decode, random: random, topKOf: topKOf };
   if (typeof module !== "undefined" && module.exports) module.exports = api;
   else root.CharRNN = api;
 
@@ -237,7 +248,7 @@
     var fs = require("fs"), args = process.argv.slice(2), opt = { len: "300", temperature: "0" };
     var page = fs.readFileSync(args.shift(), "utf8");
     for (var a = 0; a < args.length; a++) {
-      if (args[a] === "--bench") opt.bench = true;
+      if (args[a] === "--bench" || args[a] === "--no-echo-seed") opt[args[a].slice(2)] = true;
       else opt[args[a].replace(/^--/, "").replace(/-/g, "_")] = args[++a];
     }
     var found = /<script id="charrnn-model" type="application\/json">([\s\S]*?)<\/script>/.exec(page);
@@ -252,7 +263,7 @@
     var text = "", piece;
     while ((piece = run.next(4096))) text += piece;
     var seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    process.stdout.write(text);
+    process.stdout.write(opt["no-echo-seed"] ? text : (opt.seed || "") + text);
     if (opt.bench) process.stderr.write(JSON.stringify({ chars: text.length, seconds: seconds,
       chars_per_sec: text.length / seconds }) + "\n");
   }

@@ -5,8 +5,9 @@ No torch, no numpy: `charrnn runs show` stays instant.
 
 from __future__ import annotations
 
+import io
 import math
-from pathlib import Path
+from typing import Any
 
 from charrnn_cli.errors import CharrnnError
 
@@ -47,8 +48,9 @@ def ascii_chart(series: Series, width: int = 64, height: int = 16) -> str:
     return "\n".join(lines)
 
 
-def write_png(path: Path, series: Series, title: str = "") -> None:
-    """Write the curves to a PNG; says how to get matplotlib when it is missing."""
+def write_png(target: Any, series: Series, title: str = "") -> None:
+    """Write the curves to a PNG at a checked path (outputs.check); says how to get matplotlib
+    when it is missing."""
     try:
         import matplotlib
 
@@ -69,8 +71,9 @@ def write_png(path: Path, series: Series, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    from charrnn_cli.runs import paths
+    from charrnn_cli.runs import outputs
 
-    with paths.atomic_writer(path) as fh:
-        fig.savefig(fh, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
+    outputs.write_bytes(target, png.getvalue())

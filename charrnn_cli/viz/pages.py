@@ -14,9 +14,10 @@ on the text, class changes only. When its script has run, the page marks
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass
+
+from charrnn_cli.console import json_text, visible
 
 BITS_STEP, BITS_LEVELS = 0.5, 17  # surprise classes s0..s16: 0-0.5 bits ... 8 bits and more
 ACT_LEVELS = 41  # cells classes a0..a40: activation -1 .. +1 in steps of 0.05
@@ -78,7 +79,7 @@ h1{font-size:15px;margin:0 0 4px}.note{color:#666;font-size:12px}
   word-break:break-all;padding:12px 16px;margin:0;contain:content}
 #t i{font-style:normal;cursor:default}
 #t i.nl::before{content:"\\21B5";color:#999}#t i.cr::before{content:"\\240D";color:#999}
-#t i.u{color:#999}#t i.x{color:#b00;text-decoration:underline dotted}
+#t i.u,#t i.cc{color:#999}#t i.x{color:#b00;text-decoration:underline dotted}
 #t i.hl{outline:1px solid #000}
 #tip{position:fixed;display:none;background:#fff;border:1px solid #888;border-radius:4px;
   padding:6px 8px;font:12px/1.4 ui-monospace,monospace;box-shadow:0 2px 8px #0003;z-index:3;
@@ -135,19 +136,29 @@ var m=/unit=(\\d+)/.exec(location.hash);if(m&&+m[1]<buttons.length)pick(+m[1]);
 
 
 def _json(value: object) -> str:
-    """JSON safe inside a <script> element."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """JSON safe inside a <script> element: no `</script>` or `<!--` (`<` is \\u003c), and no
+    control, separator or lone surrogate raw (console.json_text)."""
+    text = json_text(value, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _h(text: str) -> str:
+    """Text for the page's markup: escaped, its control characters shown (console.visible)."""
+    return html.escape(visible(text, keep=""))
 
 
 def _spans(text: str, classes: list[str]) -> str:
     """One element a character. A carriage return is written as a reference (`&#13;`): a raw
     one is turned into a newline by the HTML parser, so CRLF text would show a blank line
-    after every line; it is marked ␍ as a newline is marked ↵."""
+    after every line; it is marked ␍ as a newline is marked ↵. Any other control character
+    (or separator, bidirectional control) is shown as its picture (console.visible)."""
     parts = []
     for ch, cls in zip(text, classes, strict=True):
         if ch == "\r":
             parts.append(f'<i class="{cls} cr">&#13;</i>')
+            continue
+        if ch != "\n" and (shown := visible(ch)) != ch:  # ESC, NUL, C1...: a picture
+            parts.append(f'<i class="{cls} cc">{shown}</i>')
             continue
         tag = f'<i class="{cls} nl">' if ch == "\n" else f"<i class={cls}>"
         parts.append(tag + html.escape(ch, quote=False) + "</i>")
@@ -158,7 +169,7 @@ def _page(title: str, head: str, body_text: str, data: dict, css: str) -> str:
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{CSS}{css}</style></head><body>"
+        f"<title>{_h(title)}</title><style>{CSS}{css}</style></head><body>"
         f"<header>{head}</header><pre id=t>{body_text}</pre><div id=tip></div>"
         f"<script id=data type=application/json>{_json(data)}</script>"
         f"<script>{SCRIPT}</script></body></html>\n"
@@ -183,7 +194,7 @@ def surprise_page(
     swatches = "".join(f"<i class=s{k}>{k * BITS_STEP:g}</i>" for k in range(0, BITS_LEVELS, 2))
     k = len(top_chars[0]) if top_chars else 0
     head = (
-        f"<h1>{html.escape(title)}</h1><div class=note>{html.escape(note)}</div>"
+        f"<h1>{_h(title)}</h1><div class=note>{_h(note)}</div>"
         f"<div class=legend><span>bits (-log2 p):</span>{swatches}<span>and more</span>"
         f"<span><b>mean {mean:.4f} bits/char</b></span></div>"
     )
@@ -215,11 +226,11 @@ def cells_page(*, title: str, note: str, text: str, units: list[UnitView]) -> st
                   for k in range(ACT_LEVELS))  # fmt: skip
     swatches = "".join(f"<i class=a{k}>{k / 20 - 1:+g}</i>" for k in range(0, ACT_LEVELS, 5))
     buttons = "".join(
-        f"<button{' class=on' if j == 0 else ''}>{html.escape(u.label)}</button>"
+        f"<button{' class=on' if j == 0 else ''}>{_h(u.label)}</button>"
         for j, u in enumerate(units)
     )
     head = (
-        f"<h1>{html.escape(title)}</h1><div class=note>{html.escape(note)}</div>"
+        f"<h1>{_h(title)}</h1><div class=note>{_h(note)}</div>"
         f"<div class=legend><span>activation:</span>{swatches}</div><div id=units>{buttons}</div>"
     )
     data = {

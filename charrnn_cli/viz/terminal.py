@@ -1,6 +1,8 @@
 """`charrnn viz` in the terminal: the text with a background colour per character, or plain text
 with a row of marks under each line where colour is off (a pipe, `NO_COLOR`, a dumb terminal),
-so no escape code ever reaches a file. Torch-free; the colours are the page's (viz/pages.py).
+so no escape code ever reaches a file. The text's own control characters (ESC, NUL, CR, C1,
+bidirectional controls) are shown as pictures (console.visible), never written raw.
+Torch-free; the colours are the page's (viz/pages.py).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import math
 import os
 from typing import IO
 
+from charrnn_cli.console import visible
 from charrnn_cli.viz.pages import (
     ACT_LEVELS,
     BITS_LEVELS,
@@ -40,7 +43,7 @@ def _coloured(text: str, colours: list[str | None]) -> str:
     """Each character on its colour; a newline shows as a coloured ↵ before the line break."""
     out = []
     for ch, colour in zip(text, colours, strict=True):
-        shown = "↵" if ch == "\n" else "␍" if ch == "\r" else ch  # a raw CR rewrites the line
+        shown = "↵" if ch == "\n" else visible(ch)  # ESC, CR, NUL... never raw: pictures
         out.append(shown if colour is None else _bg(colour) + shown + RESET)
         if ch == "\n":
             out.append("\n")
@@ -59,7 +62,7 @@ def _with_marks(text: str, marks: list[str]) -> str:
             line, under = [], []
             continue
         width = TAB - len(line) % TAB if ch == "\t" else 1
-        line.append(" " * width if ch == "\t" else "␍" if ch == "\r" else ch)
+        line.append(" " * width if ch == "\t" else visible(ch))
         under.append(mark.ljust(width))
     if text.endswith("\n"):
         out = out[:-2]  # the sentinel newline added an empty last line
