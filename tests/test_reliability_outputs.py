@@ -1,5 +1,5 @@
-"""Round four, the class "every path charrnn writes for a user" (docs/reliability.md, H1-H4
-and H-O): every writer of a user-named path (export as a folder, ONNX and a page, `viz
+"""Round four, the class "every path charrnn writes for a user" (docs/reliability.md, W1-W4
+and W7): every writer of a user-named path (export as a folder, ONNX and a page, `viz
 surprise/cells --html`, `viz gates --plot`, `runs show --plot`) against what may already be
 there: a file, a folder of the user's, an export of charrnn's own, an empty folder, a symbolic
 link, a FIFO and a device node. Nothing of the user's is removed or replaced without --force,

@@ -1,5 +1,5 @@
-"""Round four, the class "text that reaches a screen or a page" (docs/reliability.md, H14-H15
-and H-T): every renderer (viz in the terminal, coloured and plain; JSON; the viz pages; the
+"""Round four, the class "text that reaches a screen or a page" (docs/reliability.md, W5-W6
+and W8): every renderer (viz in the terminal, coloured and plain; JSON; the viz pages; the
 exported page and its title; the model card) gets every class of character: C0 and C1 controls, ESC
 sequences, `</script>`, `<!--`, U+2028/U+2029, bidirectional controls, lone surrogates where
 they can arrive (a folder or file name), characters outside the BMP, the page template's
