@@ -119,13 +119,17 @@ def test_resume_of_a_missing_run_is_an_error(cli):
     assert r.code == 1 and "no such run" in r.err
 
 
-def test_an_existing_run_is_not_overwritten(cli, tiny_corpus):
+def test_an_existing_run_is_not_overwritten(cli, tiny_corpus, charrnn_home):
     assert (
         cli("train", "--corpus", str(tiny_corpus), "--run", "x", *TINY, "--max-steps", "3").code
         == 0
     )
+    folder = charrnn_home / "runs" / "x"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert folder / "last.pt" in before and all(v for p, v in before.items() if p.name != ".lock")
     r = cli("train", "--corpus", str(tiny_corpus), "--run", "x", *TINY, "--max-steps", "3")
     assert r.code == 1 and "already exists" in r.err
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
 
 def test_a_second_trainer_on_the_same_run_is_refused(cli, tiny_corpus):
