@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from charrnn_cli import checkpoint, device, store
-from tests.helpers import TINY, metrics, val_losses
+from tests.helpers import TINY, metrics, runs_left, val_losses
 
 
 def test_loss_falls_well_below_the_unigram_entropy(cli, tiny_corpus, charrnn_home):
@@ -96,7 +96,7 @@ def test_bad_options_are_one_line_and_write_nothing(
     assert r.code == code, r.err
     assert words in r.err and "Traceback" not in r.err
     assert len(r.err.strip().splitlines()) == 1
-    assert not list((charrnn_home / "runs").glob("*/last.pt"))
+    assert runs_left(charrnn_home) == []  # no run folder, no config.json, no checkpoint
 
 
 def test_empty_short_and_binary_corpora_are_refused(cli, tmp_path, charrnn_home):
@@ -111,7 +111,7 @@ def test_empty_short_and_binary_corpora_are_refused(cli, tmp_path, charrnn_home)
         r = cli("train", "--corpus", str(tmp_path / name), "--run", name.split(".")[0])
         assert r.code != 0 and "Traceback" not in r.err, (name, r.err)
         assert len(r.err.strip().splitlines()) == 1, r.err
-    assert not list((charrnn_home / "runs").glob("*/config.json"))
+    assert runs_left(charrnn_home) == []
 
 
 def test_resume_of_a_missing_run_is_an_error(cli):
