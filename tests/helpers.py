@@ -26,6 +26,34 @@ TINY_TEXT = "\n".join(TINY_LINES * 120) + "\n"
 TEMPLATE_TEXT = "\n".join(["the cat sat on the mat.", "a dog ran to the log."] * 150) + "\n"
 
 
+def need_tool(name: str) -> str:
+    """The path of program `name`: a skip where it is not installed, but a failure under CI
+    (env CI set), whose .ci/run installs it: there a missing tool must not pass unseen."""
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed, and CI runs this test (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def need_module(name: str):
+    """Module `name` imported, for a test module: skipped where it is missing, failed under CI
+    (the test extra installs it)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"{name} is not installed, and CI runs these tests (pip install -e .[test])"
+            )
+        pytest.skip(f"{name} is not installed", allow_module_level=True)
+
+
 def made_play(size: int, seed: int = 0) -> bytes:
     """`size` bytes of a play-shaped ASCII text (speakers, then lines of words), made from
     `seed`: what the fetch tests serve as a registry corpus (see httpserver's `tinyshakespeare`)."""
