@@ -107,3 +107,6 @@ def test_past_ten_unknown_characters_the_rest_are_counted():
         check_prompts(_parse(prompt="0123456789xyz"), vocab)
     assert info.value.message.endswith("'9' (U+0039) and 3 more")
     assert "'x'" not in info.value.message
+    with pytest.raises(ApiError) as info:
+        check_prompts(_parse(prompt="0123456789x"), vocab)  # eleven: the first past ten
+    assert info.value.message.endswith("'9' (U+0039) and 1 more")
