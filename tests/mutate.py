@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutate"
 # pytest in each mutant's worker: quiet, no cache, stop at the first failure (a kill is a kill)
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-q", "-x", "-p", "no:randomly"]
+ALSO = ("docs", "completions", "README.md")  # what some tests read besides the code
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 
 
@@ -47,8 +48,11 @@ def prepare(module: str, tests: list[str]) -> Path:
     work = WORK / re.sub(r"[^\w]+", "-", module.removesuffix(".py"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    for name in ("charrnn_cli", "tests"):
-        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("charrnn_cli", "tests", *ALSO):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif (ROOT / name).exists():
+            shutil.copy2(ROOT / name, work / name)
     config = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     config += (
         "\n[tool.mutmut]\n"
@@ -56,6 +60,7 @@ def prepare(module: str, tests: list[str]) -> Path:
         f"only_mutate = {_toml_list([module])}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
         f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS)}\n"
+        f"also_copy = {_toml_list(list(ALSO))}\n"
     )
     (work / "pyproject.toml").write_text(config, encoding="utf-8")
     (work / "mutants").mkdir()  # there before mutmut starts: on its PYTHONPATH (see `mutate`)
