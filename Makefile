@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup demo test lint bench completions clean
+.PHONY: setup demo test lint bench completions mutate clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,13 @@ test: lint
 
 bench: setup
 	$(PY) -m benchmarks
+
+# mutation testing (mutmut, not in CI: minutes a module) of the modules behind docs/reliability.md,
+# each against its own tests: the table is [tool.charrnn.mutate] in pyproject.toml. One module:
+# `make mutate MODULES=charrnn_cli/runs/locks.py`; figures in .mutate/summary.json
+MODULES ?=
+mutate: setup
+	nice -n 10 $(PY) tests/mutate.py $(MODULES)
 
 completions: setup
 	$(PY) completions/generate.py

@@ -39,6 +39,72 @@ TINY_TEXT = "\n".join(TINY_LINES * 120) + "\n"
 TEMPLATE_TEXT = "\n".join(["the cat sat on the mat.", "a dog ran to the log."] * 150) + "\n"
 
 
+def need_tool(name: str) -> str:
+    """The path of program `name`: a skip where it is not installed, but a failure under CI
+    (env CI set), whose .ci/run installs it: there a missing tool must not pass unseen."""
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed, and CI runs this test (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def need_module(name: str):
+    """Module `name` imported, for a test module: skipped where it is missing, failed under CI
+    (the test extra installs it)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"{name} is not installed, and CI runs these tests (pip install -e .[test])"
+            )
+        pytest.skip(f"{name} is not installed", allow_module_level=True)
+
+
+def made_play(size: int, seed: int = 0) -> bytes:
+    """`size` bytes of a play-shaped ASCII text (speakers, then lines of words), made from
+    `seed`: what the fetch tests serve as a registry corpus (see httpserver's `tinyshakespeare`)."""
+    import random
+
+    rng = random.Random(seed)
+    speakers = ["ROMEO", "JULIET", "FIRST CITIZEN", "MENENIUS", "KING RICHARD III", "NURSE"]
+    words = ("the and my thou thy of to a is that not me with it for be his your this but he have "
+             "what so him by will shall love good lord now come sir").split()  # fmt: skip
+    parts, total = [], 0
+    while total < size:
+        lines = [" ".join(rng.choices(words, k=rng.randint(4, 9))).capitalize()
+                 + rng.choice(".,;!?") for _ in range(rng.randint(1, 5))]  # fmt: skip
+        speech = f"{rng.choice(speakers)}:\n" + "\n".join(lines) + "\n\n"
+        parts.append(speech)
+        total += len(speech)
+    return "".join(parts).encode("ascii")[:size]
+
+
+# `python -c` that pins a registry corpus (NAME SHA256 SIZE after the code) and runs charrnn with
+# the rest of its arguments: a subprocess that fetches the text a test serves in its place
+PINNED_MAIN = (
+    "import sys; from dataclasses import replace; from charrnn_cli import corpora; "
+    "e = corpora.REGISTRY[sys.argv[1]]; "
+    "corpora.REGISTRY[e.name] = replace(e, sha256=sys.argv[2], size=int(sys.argv[3])); "
+    "del sys.argv[1:4]; from charrnn_cli.cli import run; run()"
+)
+
+
+def pinned_charrnn(name: str) -> list[str]:
+    """The command line of a charrnn process that sees registry corpus `name` pinned as it is in
+    this process (a test's `tinyshakespeare` fixture pins the suite's own text)."""
+    from charrnn_cli import corpora
+
+    entry = corpora.REGISTRY[name]
+    return [sys.executable, "-c", PINNED_MAIN, name, str(entry.sha256), str(entry.size)]
+
+
 def metrics(home: Path, run: str) -> list[dict]:
     path = home / "runs" / run / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

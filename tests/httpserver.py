@@ -5,26 +5,29 @@ few times, answer 404, cut its body halfway, ignore or botch Range, stall, gzip 
 trickle it out slowly. Every request's path and headers are recorded. Use it through the
 `http_server` fixture (stopped at the test's end) and pair it with `fast_network`, which makes
 the client's timeouts and backoff tiny; `dead_url` is a URL where nothing listens and
-`tinyshakespeare` the real corpus bytes from the shared folder. Load the fixtures in a test
-module with `pytest_plugins = ["httpserver"]` (no direct import, so pytest can rewrite asserts).
+`tinyshakespeare` a text the suite makes, pinned in the registry in Tiny Shakespeare's place
+for the test (so the fetch tests run on any clone, offline, with nothing beside it). Load the
+fixtures in a test module with `pytest_plugins = ["httpserver"]` (no direct import, so pytest
+can rewrite asserts).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import made_play
+
 MAX_STALL = 2.0  # seconds: a stalled answer never holds a thread longer than this
-SHARED_CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 
 @dataclass
@@ -181,13 +184,23 @@ def dead_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def tinyshakespeare() -> bytes:
-    """The real Tiny Shakespeare from the shared folder (its sha256 is the registry's); read
-    there, never copied into the project."""
-    path = SHARED_CORPORA / "tinyshakespeare.txt"
-    if not path.is_file():
-        pytest.skip(f"no shared copy of Tiny Shakespeare at {path}")
-    return path.read_bytes()
+def made_shakespeare() -> bytes:
+    """A play-shaped text of Tiny Shakespeare's size (1,115,394 bytes), made from a seed."""
+    return made_play(1_115_394)
+
+
+@pytest.fixture
+def tinyshakespeare(made_shakespeare: bytes, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """The text to serve as `tinyshakespeare`: the suite's own, pinned (sha256 and size) in
+    the registry for this test; a subprocess gets the same pin from `helpers.pinned_charrnn`."""
+    from charrnn_cli import corpora
+
+    entry = corpora.REGISTRY["tinyshakespeare"]
+    pin = replace(
+        entry, sha256=hashlib.sha256(made_shakespeare).hexdigest(), size=len(made_shakespeare)
+    )
+    monkeypatch.setitem(corpora.REGISTRY, "tinyshakespeare", pin)
+    return made_shakespeare
 
 
 @pytest.fixture

@@ -23,11 +23,16 @@ def test_committed_completion_scripts_are_current(shell):
 def _complete_bash(words: str, cword: int) -> list[str]:
     env = {**os.environ, "_CHARRNN_COMPLETE": "complete_bash", "COMP_WORDS": words,
            "COMP_CWORD": str(cword)}  # fmt: skip
+    # completion leaves through sys.exit: what it imported is looked at on the way out
     code = (
-        "import sys\nfrom charrnn_cli.cli import main\nmain([])\nassert 'torch' not in sys.modules"
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('heavy:', sorted({'torch', 'numpy'} & set(sys.modules)),"
+        " file=sys.stderr))\n"
+        "from charrnn_cli.cli import main\nmain([])\nsys.exit('main() came back')"
     )
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[-1] == "heavy: []", r.stderr  # TAB never imports torch
     return r.stdout.split()
 
 

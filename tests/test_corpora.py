@@ -20,8 +20,6 @@ from tests.helpers import cache_files, stdin_bytes
 pytest_plugins = ["httpserver"]
 pytestmark = pytest.mark.usefixtures("fast_network")
 
-TS_SHA = corpora.REGISTRY["tinyshakespeare"].sha256
-
 
 @pytest.mark.parametrize("name", ["tiny", "a", "x.y_z-1", "Tiny2", "stdin-0123456789ab"])
 def test_good_names(name):
@@ -106,15 +104,16 @@ def test_pysrc_from_the_real_stdlib_works_offline(monkeypatch):
 
 
 def test_registry_corpus_through_a_mirror_is_cached_once(http_server, tinyshakespeare):
+    ts_sha = corpora.REGISTRY["tinyshakespeare"].sha256  # as the fixture pinned it
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
     corpus = corpora.fetch("tinyshakespeare", mirror=http_server.url + "/")
-    assert corpus.sha256 == TS_SHA and corpus.size == 1_115_394
-    assert corpus.path == paths.cache_dir() / "blobs" / f"{TS_SHA}.txt"  # stored by content
+    assert corpus.sha256 == ts_sha and corpus.size == 1_115_394
+    assert corpus.path == paths.cache_dir() / "blobs" / f"{ts_sha}.txt"  # stored by content
     assert corpus.source == http_server.url + "/tinyshakespeare.txt"
     meta = json.loads((paths.cache_dir() / "tinyshakespeare.json").read_text())
     assert {k: meta[k] for k in ("name", "sha256", "size")} == {
         "name": "tinyshakespeare",
-        "sha256": TS_SHA,
+        "sha256": ts_sha,
         "size": 1_115_394,
     }
     assert "fetched_at" in meta
@@ -123,9 +122,10 @@ def test_registry_corpus_through_a_mirror_is_cached_once(http_server, tinyshakes
 
 
 def test_mirror_from_the_environment(http_server, tinyshakespeare, monkeypatch):
+    ts_sha = corpora.REGISTRY["tinyshakespeare"].sha256  # as the fixture pinned it
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
     monkeypatch.setenv("CHARRNN_MIRROR", http_server.url)
-    assert corpora.resolve("tinyshakespeare").sha256 == TS_SHA
+    assert corpora.resolve("tinyshakespeare").sha256 == ts_sha
     assert len(http_server.requests) == 1
 
 
@@ -147,11 +147,12 @@ def test_offline_makes_no_request(http_server, tinyshakespeare, monkeypatch):
 
 
 def test_a_damaged_cache_is_fetched_again(http_server, tinyshakespeare):
+    ts_sha = corpora.REGISTRY["tinyshakespeare"].sha256  # as the fixture pinned it
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
     corpus = corpora.fetch("tinyshakespeare", mirror=http_server.url)
     corpus.path.write_bytes(tinyshakespeare[:-1] + b"?")
     assert corpora.list_corpora()[0]["status"] == "cached"  # same size: only the hash tells
-    assert corpora.fetch("tinyshakespeare", mirror=http_server.url).sha256 == TS_SHA
+    assert corpora.fetch("tinyshakespeare", mirror=http_server.url).sha256 == ts_sha
     assert corpus.path.read_bytes() == tinyshakespeare and len(http_server.requests) == 2
 
 
@@ -166,6 +167,7 @@ def test_url_without_sha_records_what_it_computed(http_server):
 
 
 def test_the_lock_lets_a_waiting_fetch_find_the_corpus_cached(http_server, tinyshakespeare):
+    ts_sha = corpora.REGISTRY["tinyshakespeare"].sha256  # as the fixture pinned it
     import fcntl
 
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
@@ -177,7 +179,7 @@ def test_the_lock_lets_a_waiting_fetch_find_the_corpus_cached(http_server, tinys
     def other_process_finishes() -> None:
         time.sleep(0.3)
         (folder / "tinyshakespeare.txt").write_bytes(tinyshakespeare)
-        meta = {"name": "tinyshakespeare", "source": "elsewhere", "sha256": TS_SHA}
+        meta = {"name": "tinyshakespeare", "source": "elsewhere", "sha256": ts_sha}
         meta["size"] = len(tinyshakespeare)
         (folder / "tinyshakespeare.json").write_text(json.dumps(meta))
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -188,7 +190,7 @@ def test_the_lock_lets_a_waiting_fetch_find_the_corpus_cached(http_server, tinys
     start = time.monotonic()
     corpus = corpora.fetch("tinyshakespeare", mirror=http_server.url)
     thread.join()
-    assert time.monotonic() - start >= 0.25 and corpus.sha256 == TS_SHA
+    assert time.monotonic() - start >= 0.25 and corpus.sha256 == ts_sha
     assert http_server.requests == []
 
 

@@ -19,7 +19,7 @@ from charrnn_cli.config import ModelConfig
 from charrnn_cli.export import card
 from charrnn_cli.export import folder as export_folder
 from charrnn_cli.model import CharRNN
-from charrnn_cli.runs import safetensors
+from charrnn_cli.runs import folder, safetensors
 from tests.helpers import train_tiny
 
 
@@ -67,10 +67,24 @@ def test_the_folder_holds_weights_config_and_a_card_and_nothing_pickled(exported
     assert cfg["corpus"]["sha256"] in head and "## Use it" in text
 
 
-def test_tied_weights_leave_the_head_out_and_read_back_tied():
+def test_tied_weights_leave_the_head_out_and_read_back_tied(tmp_path):
+    from charrnn_cli.export.writer import write
+
+    torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=6, embed_size=8, hidden_size=8, tie_weights=True)
-    tensors = export_folder.tensors_of(CharRNN(cfg))
+    model = CharRNN(cfg).eval()
+    tensors = export_folder.tensors_of(model)
     assert "head.weight" not in tensors and "embed.weight" in tensors
+    src = export_folder.Source(model, "abcde\n", {"unigram": [1] * 6}, "m", "best", {})
+    out = write(src, "folder", tmp_path / "tied")
+    arrays, _ = safetensors.read(out / "model.safetensors")
+    assert "head.weight" not in arrays  # written once
+    back, vocab, _, _ = folder.load(str(out))
+    assert back.cfg.tie_weights and vocab == "abcde\n"
+    assert back.head.weight.data_ptr() == back.embed.weight.data_ptr()  # one matrix again
+    x = torch.tensor([[0, 3, 5, 1]])
+    with torch.no_grad():
+        assert torch.equal(back(x)[0], model(x)[0])
 
 
 def test_the_plain_torch_code_of_the_card_continues_as_sample_greedy(exported, run, cli):

@@ -15,9 +15,10 @@ from charrnn_cli.errors import UsageError
 from charrnn_cli.export.folder import Source
 from charrnn_cli.export.writer import write
 from charrnn_cli.model import CharRNN
+from tests.helpers import need_module
 
-ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
+ort = need_module("onnxruntime")
+need_module("onnx")
 
 
 def _source(cell: str, layers: int = 2, start: str = "learned") -> Source:

@@ -21,13 +21,19 @@ from charrnn_cli.export.writer import write
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling import SampleRequest
 from charrnn_cli.sampling.generator import SamplingModel, generate
-from tests.helpers import require_tool, train_tiny
+from tests.helpers import need_tool, require_tool, train_tiny
 
 NODE = shutil.which("node")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SAMPLER = Path(page.__file__).with_name("sampler.js")
 VOCAB = "abcdefghij \n"
-needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
+needs_node = pytest.mark.usefixtures("node")
+
+
+@pytest.fixture
+def node() -> str:
+    """node's path; a missing node skips, or fails under CI (.ci/run installs it)."""
+    return need_tool("node")
 
 
 def _source(cell: str, layers: int = 2, chars: str = VOCAB, **kw) -> Source:

@@ -12,12 +12,12 @@ import pytest
 
 from charrnn_cli import corpora
 from charrnn_cli.runs import paths
-from tests.helpers import cache_files, one_error_line, stdin_bytes
+from tests.helpers import cache_files, one_error_line, pinned_charrnn, stdin_bytes
 
 pytest_plugins = ["httpserver"]
 pytestmark = pytest.mark.usefixtures("fast_network")
 
-TS_SHA = corpora.REGISTRY["tinyshakespeare"].sha256
+TS_SHA = corpora.REGISTRY["tinyshakespeare"].sha256  # the real pin (the fixture pins its own)
 TEXT = ("It was the best of times, it was the worst of times. ☃\n" * 3000).encode()
 SHA = hashlib.sha256(TEXT).hexdigest()
 
@@ -27,11 +27,12 @@ def no_data_left() -> bool:
 
 
 def test_mirror_fetch_prints_the_path_and_print_path_reuses_it(cli, http_server, tinyshakespeare):
+    ts_sha = corpora.REGISTRY["tinyshakespeare"].sha256  # as the fixture pinned it
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
     r = cli("fetch", "--mirror", http_server.url)
-    path = paths.cache_dir() / "blobs" / f"{TS_SHA}.txt"  # the text, stored by its sha256
+    path = paths.cache_dir() / "blobs" / f"{ts_sha}.txt"  # the text, stored by its sha256
     assert r.code == 0 and r.out == f"{path}\n"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == TS_SHA
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == ts_sha
     assert "tinyshakespeare: fetched, 1,115,394 bytes" in r.err and "(verified)" in r.err
     r = cli("fetch", "--print-path")  # cached: no request, no mirror needed, quiet stderr
     assert (r.code, r.out, r.err) == (0, f"{path}\n", "")
@@ -48,9 +49,10 @@ def test_print_path_fetches_when_missing(cli, http_server, tinyshakespeare, monk
 
 
 def test_quiet_keeps_stderr_empty(cli, http_server, tinyshakespeare):
+    ts_sha = corpora.REGISTRY["tinyshakespeare"].sha256  # as the fixture pinned it
     http_server.add("/tinyshakespeare.txt", tinyshakespeare)
     r = cli("fetch", "--mirror", http_server.url, "--quiet")
-    assert r.code == 0 and r.err == "" and r.out.strip().endswith(f"{TS_SHA}.txt")
+    assert r.code == 0 and r.err == "" and r.out.strip().endswith(f"{ts_sha}.txt")
 
 
 @pytest.mark.parametrize(
@@ -93,15 +95,16 @@ def test_binary_and_empty_downloads_are_refused(cli, http_server, body, message)
 
 
 def test_a_wrong_hash_names_both_and_leaves_the_good_file(cli, http_server, tinyshakespeare):
+    ts_sha = corpora.REGISTRY["tinyshakespeare"].sha256  # as the fixture pinned it
     http_server.add("/good/tinyshakespeare.txt", tinyshakespeare)
     http_server.add("/bad/tinyshakespeare.txt", tinyshakespeare.replace(b"ROMEO", b"ROMEX"))
     assert cli("fetch", "--mirror", http_server.url + "/good").code == 0
     before = sorted(cache_files())
     r = cli("fetch", "--mirror", http_server.url + "/bad", "--force")
     assert r.code == 4
-    assert f"expected {TS_SHA}, got " in one_error_line(r.err)
-    path = corpora.blob_path(TS_SHA)
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == TS_SHA
+    assert f"expected {ts_sha}, got " in one_error_line(r.err)
+    path = corpora.blob_path(ts_sha)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == ts_sha
     assert sorted(cache_files()) == before
 
 
@@ -213,9 +216,10 @@ def test_stale_temps_are_swept_by_a_fetch(cli, tiny_corpus):
 def test_four_processes_fetching_at_once_end_with_one_good_file(
     http_server, tinyshakespeare, charrnn_home
 ):
+    ts_sha = corpora.REGISTRY["tinyshakespeare"].sha256  # as the fixture pinned it
     http_server.add("/tinyshakespeare.txt", tinyshakespeare, chunk_delay=0.005)
     env = {**os.environ, "CHARRNN_HOME": str(charrnn_home)}
-    command = [sys.executable, "-m", "charrnn_cli", "fetch", "tinyshakespeare"]
+    command = [*pinned_charrnn("tinyshakespeare"), "fetch", "tinyshakespeare"]
     procs = [
         subprocess.Popen(
             [*command, "--mirror", http_server.url],
@@ -227,12 +231,12 @@ def test_four_processes_fetching_at_once_end_with_one_good_file(
         for _ in range(4)
     ]
     results = [(*p.communicate(timeout=60), p.returncode) for p in procs]
-    path = corpora.blob_path(TS_SHA)
+    path = corpora.blob_path(ts_sha)
     for out, err, code in results:
         assert code == 0, err
         assert out == f"{path}\n"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == TS_SHA
-    assert corpora.read_meta("tinyshakespeare")["sha256"] == TS_SHA
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == ts_sha
+    assert corpora.read_meta("tinyshakespeare")["sha256"] == ts_sha
     assert not [n for n in cache_files() if n.endswith(".tmp")]
     assert len(http_server.requests) == 1  # the lock: the others found it cached
 

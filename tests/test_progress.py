@@ -28,13 +28,11 @@ def test_long_work_shows_share_rate_and_time_left_then_a_closing_line(capsys, mo
 
 def test_a_failure_shows_no_closing_line(capsys, monkeypatch):
     monkeypatch.setattr(progress, "DELAY_S", 0.0)
-    try:
-        with progress.Reporter("encoding x") as report:
-            report(1, 2)
-            raise ValueError
-    except ValueError:
-        pass
-    assert "done in" not in capsys.readouterr().err
+    with pytest.raises(ValueError), progress.Reporter("encoding x") as report:
+        report(1, 2)
+        raise ValueError  # the reporter lets it through: it is not swallowed
+    err = capsys.readouterr().err
+    assert "encoding x: 50%" in err and "done in" not in err
 
 
 def test_train_reports_the_encoding_and_eval_the_scoring(cli, tiny_corpus, monkeypatch):

@@ -447,6 +447,7 @@ def test_gc_frees_nothing_a_held_lock_guards(cli, home, tmp_path, monkeypatch):
         shutil.copytree(snapshot, home)
         with locks.file_lock(lock) as held:
             assert held.held
+            os.utime(lock, (old, old))  # held longer than the grace period (a long encoding)
             assert cli("fetch", "--gc").code == 0
             assert lock.exists(), lock
             if lock.parent == encoded:

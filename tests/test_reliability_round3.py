@@ -401,6 +401,7 @@ def test_gc_leaves_an_entry_whose_lock_a_writer_holds(cli, tmp_path, charrnn_hom
     lock = next(p for p in files if p.suffix == ".lock")
     with locks.file_lock(lock) as held:  # an encoder at work (flock: another open file)
         assert held.held
+        _age([lock])  # taking it stamped the file: held longer than the grace period since
         assert cli("fetch", "--gc").code == 0
         assert all(p.exists() for p in files)
 

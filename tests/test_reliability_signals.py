@@ -7,7 +7,9 @@ resumes the run it left."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import select
 import signal
 import sys
@@ -203,6 +205,18 @@ def trainers(background) -> SimpleNamespace:
     return background.result("trainers")
 
 
+def _saved_at_the_stop(trainers, run: str, err: str | None = None) -> None:
+    """last.pt holds the step training stopped at (the last metrics row's, and the "stopped at
+    step N" line's where there is one), not the save of an earlier epoch's end."""
+    folder = trainers.home / "runs" / run
+    saved = checkpoint.load(folder / "last.pt")["step"]
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert saved == rows[-1]["step"], (saved, rows[-1])
+    if err is not None:
+        stopped = re.search(r"stopped at step (\d+) and saved", err)
+        assert stopped and int(stopped.group(1)) == saved, err
+
+
 def _resumes(cli, monkeypatch, trainers, run: str) -> None:
     """The run the trainer left loads and trains on from where it stopped."""
     monkeypatch.setenv("CHARRNN_HOME", str(trainers.home))
@@ -221,6 +235,7 @@ def test_a_signal_during_training_saves_and_exits_128_plus_its_number(
     assert "Traceback" not in ended.err and "--resume" in ended.err and name in ended.err
     run = trainers.home / "runs" / name
     assert not (run / ".lock").read_text().strip()  # the lock is released, not left behind
+    _saved_at_the_stop(trainers, name, ended.err)
     _resumes(cli, monkeypatch, trainers, name)
 
 
@@ -229,6 +244,7 @@ def test_a_closed_terminal_saves_the_run_and_exits_129(trainers, cli, monkeypatc
     """The trainer's controlling terminal goes away (an SSH session dropped): the kernel sends
     SIGHUP and every later write to the terminal fails; the run is still saved."""
     assert trainers.ended["terminal"].code == 129
+    _saved_at_the_stop(trainers, "terminal")  # its stderr was the terminal: the metrics tell
     _resumes(cli, monkeypatch, trainers, "terminal")
 
 
@@ -245,6 +261,7 @@ def test_a_reader_of_the_progress_that_leaves_stops_training_as_sigpipe_would(tr
     assert "training on" in ended.first
     assert ended.code == 128 + signal.SIGPIPE
     assert checkpoint.load(trainers.home / "runs" / "pipe" / "last.pt")["step"] >= 1
+    _saved_at_the_stop(trainers, "pipe")
 
 
 def test_ctrl_c_inherited_as_ignored_is_still_answered_from_the_first_moment(trainers):

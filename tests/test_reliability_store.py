@@ -219,10 +219,14 @@ def _damage_encoded(folder: Path, how: str) -> None:
 def test_a_damaged_encoded_cache_is_encoded_again_never_trained_on(tiny_corpus, how):
     first = encode.load(tiny_corpus)
     first_ids = np.array(first.ids)  # a memory map of the file about to be damaged: copy it
-    _damage_encoded(paths.cache_dir() / "encoded", how)
+    folder = paths.cache_dir() / "encoded"
+    good = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix != ".lock"}
+    _damage_encoded(folder, how)
     again = encode.load(tiny_corpus)
     assert again.vocab == first.vocab and np.array_equal(again.ids, first_ids)
-    assert encode.load(tiny_corpus).ids.dtype == first.ids.dtype  # and the entry was repaired
+    # and the entry was repaired: the files are the good ones again, read from the cache
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix != ".lock"} == good
+    assert encode._cached(first.sha256, "chars") is not None
 
 
 @pytest.mark.parametrize("target", ["", ".", "/"], ids=["empty", "here", "root"])

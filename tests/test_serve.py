@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,7 +21,9 @@ import pytest
 
 from tests.helpers import spawn, train_tiny
 
-CAPS = ["--max-streams", "8", "--max-queue", "4", "--max-tokens", "5000", "--max-body", "4096"]
+# --max-tokens: long enough that a stream nobody frees outlasts any test's wait for it
+CAPS = ["--max-streams", "8", "--max-queue", "4", "--max-tokens", "1000000", "--max-body", "4096"]
+LONG = 1_000_000  # a stream of this length runs for minutes: only a cancel ends it soon
 
 
 @pytest.fixture(scope="module")
@@ -126,14 +127,16 @@ def test_a_byte_model_reads_any_prompt_and_is_charrnn_sample_s_text(port, home, 
 def test_a_seed_gives_the_same_text_alone_and_among_other_streams(port):
     seeded = dict(prompt="a ", max_tokens=300, temperature=1.0, seed=11)
     alone = text(port, **seeded)
-    others = [threading.Thread(target=text, args=(port,), kwargs=dict(prompt="we", max_tokens=2000))
-              for _ in range(5)]  # fmt: skip
-    for t in others:
-        t.start()
-    time.sleep(0.2)
-    among = text(port, **seeded)
-    for t in others:
-        t.join()
+    others = [_open_stream(port, prompt="we", max_tokens=LONG) for _ in range(5)]
+    try:
+        _wait_active(port, lambda n: n == 5)  # all five step before the seeded one comes
+        among = text(port, **seeded)
+        assert _active(port) == 5  # and still do after it ended: it stepped among them
+    finally:
+        for conn in others:
+            conn.sock.close()
+            conn.close()
+    _wait_active(port, lambda n: n == 0)
     assert len(alone) == 300 and among == alone
 
 
@@ -179,7 +182,7 @@ def test_stop_ends_a_completion_before_the_stop_string(port):
         (b"{not json", 400, "invalid_json"),
         (json.dumps({"model": "nope", "prompt": "a"}).encode(), 404, "model_not_found"),
         (json.dumps({"prompt": "a", "max_tokens": -1}).encode(), 400, "invalid_value"),
-        (json.dumps({"prompt": "a", "max_tokens": 5001}).encode(), 400, "invalid_value"),
+        (json.dumps({"prompt": "a", "max_tokens": LONG + 1}).encode(), 400, "invalid_value"),
         (json.dumps({"prompt": "the \u4e2d"}).encode(), 400, "unknown_characters"),
         (json.dumps({"prompt": "a" * 5000}).encode(), 413, "request_too_large"),
         (json.dumps({"prompt": "a", "n": 13}).encode(), 503, "server_full"),
@@ -202,17 +205,29 @@ def _active(port: int) -> int:
     return json.loads(r.read())["models"]["t"]["active"]
 
 
-def test_a_client_that_goes_away_frees_its_stream(port):
-    body = json.dumps({"prompt": "the ", "max_tokens": 5000, "stream": True}).encode()
-    conn, r = _request(port, "POST", "/v1/completions", body)
+def _wait_active(port: int, until, timeout: float = 10.0) -> None:
+    """Until the number of streams stepping meets `until` (`/health`); fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not until(n := _active(port)):
+        assert time.monotonic() < deadline, f"{n} streams active"
+        time.sleep(0.02)
+
+
+def _open_stream(port: int, **body) -> http.client.HTTPConnection:
+    """A streamed completion whose first event has come (it steps); its open connection."""
+    raw_body = json.dumps({**body, "stream": True}).encode()
+    conn, r = _request(port, "POST", "/v1/completions", raw_body)
     assert r.status == 200
-    r.readline()  # the first event has come: the stream is stepping
+    r.readline()
+    return conn
+
+
+def test_a_client_that_goes_away_frees_its_stream(port):
+    conn = _open_stream(port, prompt="the ", max_tokens=LONG)
+    assert _active(port) == 1  # stepping: minutes of text to go
     conn.sock.close()
     conn.close()
-    deadline = time.monotonic() + 10
-    while _active(port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _active(port) == 0
+    _wait_active(port, lambda n: n == 0, timeout=5.0)  # freed at once, not at its end
     assert text(port, prompt="a ", max_tokens=5) is not None  # and the server still serves
 
 

@@ -11,7 +11,7 @@ import torch
 
 from charrnn_cli import device
 from charrnn_cli.runs import checkpoint, store
-from tests.helpers import TINY, metrics, val_losses
+from tests.helpers import TINY, metrics, runs_left, val_losses
 
 
 def test_loss_falls_well_below_the_unigram_entropy(cli, tiny_corpus, charrnn_home):
@@ -97,7 +97,7 @@ def test_bad_options_are_one_line_and_write_nothing(
     assert r.code == code, r.err
     assert words in r.err and "Traceback" not in r.err
     assert len(r.err.strip().splitlines()) == 1
-    assert not list((charrnn_home / "runs").glob("*/last.pt"))
+    assert runs_left(charrnn_home) == []  # no run folder, no config.json, no checkpoint
 
 
 def test_empty_short_and_binary_corpora_are_refused(cli, tmp_path, charrnn_home):
@@ -112,7 +112,7 @@ def test_empty_short_and_binary_corpora_are_refused(cli, tmp_path, charrnn_home)
         r = cli("train", "--corpus", str(tmp_path / name), "--run", name.split(".")[0])
         assert r.code != 0 and "Traceback" not in r.err, (name, r.err)
         assert len(r.err.strip().splitlines()) == 1, r.err
-    assert not list((charrnn_home / "runs").glob("*/config.json"))
+    assert runs_left(charrnn_home) == []
 
 
 def test_resume_of_a_missing_run_is_an_error(cli):
@@ -120,13 +120,17 @@ def test_resume_of_a_missing_run_is_an_error(cli):
     assert r.code == 1 and "no such run" in r.err
 
 
-def test_an_existing_run_is_not_overwritten(cli, tiny_corpus):
+def test_an_existing_run_is_not_overwritten(cli, tiny_corpus, charrnn_home):
     assert (
         cli("train", "--corpus", str(tiny_corpus), "--run", "x", *TINY, "--max-steps", "3").code
         == 0
     )
+    folder = charrnn_home / "runs" / "x"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert folder / "last.pt" in before and all(v for p, v in before.items() if p.name != ".lock")
     r = cli("train", "--corpus", str(tiny_corpus), "--run", "x", *TINY, "--max-steps", "3")
     assert r.code == 1 and "already exists" in r.err
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
 
 def test_a_second_trainer_on_the_same_run_is_refused(cli, tiny_corpus):
