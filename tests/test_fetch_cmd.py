@@ -124,6 +124,47 @@ def test_a_dead_port_is_exit_3_without_a_traceback(cli, dead_url):
     assert no_data_left()
 
 
+def _flags_outside_fetch_commands(message: str) -> set[str]:
+    """The options a message names outside a whole `charrnn fetch ...` command in backticks."""
+    import re
+
+    fetches = re.findall(r"`charrnn fetch[^`]*`", message)
+    rest = message
+    for command in fetches:
+        rest = rest.replace(command, "")
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest))
+
+
+def test_a_failed_download_during_train_names_only_commands_to_paste(cli, dead_url, monkeypatch):
+    """`charrnn train` takes none of fetch's options: its download error names whole commands,
+    and `charrnn fetch pysrc` with the `--corpus pysrc` the next train needs; with a mirror in
+    use, it does not suggest one."""
+    from dataclasses import replace
+
+    from charrnn_cli.cli import app
+
+    entry = corpora.REGISTRY["tinyshakespeare"]
+    monkeypatch.setitem(corpora.REGISTRY, "tinyshakespeare", replace(entry, url=dead_url))
+    r = cli("train", "--max-steps", "1")
+    line = one_error_line(r.err)
+    assert r.code == 3 and "connection refused" in line
+    assert "`charrnn fetch pysrc`, then `charrnn train --corpus pysrc`" in line
+    assert "`charrnn fetch --from FILE --name tinyshakespeare`" in line
+    assert "`charrnn fetch tinyshakespeare --mirror URL`" in line
+    train_flags = {o for p in typer_command(app, "train").params for o in p.opts}
+    assert _flags_outside_fetch_commands(line) <= train_flags
+    monkeypatch.setenv("CHARRNN_MIRROR", dead_url.rsplit("/", 1)[0])
+    r = cli("train", "--max-steps", "1")
+    line = one_error_line(r.err)
+    assert r.code == 3 and "--mirror" not in line and "charrnn train --corpus pysrc" in line
+
+
+def typer_command(app, name: str):
+    import typer.main
+
+    return typer.main.get_command(app).commands[name]
+
+
 def test_offline_makes_no_request_and_names_the_way_out(cli, http_server, monkeypatch):
     http_server.add("/tinyshakespeare.txt", TEXT)
     monkeypatch.setenv("CHARRNN_OFFLINE", "1")
