@@ -115,11 +115,23 @@ class Trainer:
         if tcfg.max_steps is not None:
             self.total = min(per_run, tcfg.max_steps)
         if self.job.resume and s.step >= self.total:
-            raise UsageError(
-                f"run {self.job.name!r} already reached step {s.step} of {self.total} (epoch "
-                f"{s.epoch}); raise --epochs or --max-steps to continue it (limits count from "
-                "the run's start)"
+            raise self._limit_reached(per_run)
+
+    def _limit_reached(self, per_run: int) -> UsageError:
+        """A resume with nothing left to do: which limit (stored with the run unless given
+        again) ends it, and how to lift that one. The epoch is counted as progress shows it."""
+        s, tcfg = self.state, self.tcfg
+        where = f"run {self.job.name!r} already reached step {s.step} (epoch {s.epoch + 1})"
+        if tcfg.max_steps is not None and tcfg.max_steps <= per_run:
+            return UsageError(
+                f"{where}: its --max-steps {tcfg.max_steps} ends it; continue it with a larger "
+                f"--max-steps, e.g. `charrnn train --run {self.job.name} --resume --max-steps "
+                f"{2 * tcfg.max_steps}` (limits are stored with the run and count from its start)"
             )
+        return UsageError(
+            f"{where}: its --epochs {tcfg.epochs} ({per_run} steps) ends it; continue it with a "
+            "larger --epochs (limits are stored with the run and count from its start)"
+        )
 
     def start(self) -> Event:
         """Ready the run's folder (rank 0) and start the clock: the first record."""
