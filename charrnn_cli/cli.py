@@ -5,7 +5,8 @@ domain function, render). This module and those adapters import only the torch-f
 the top; torch is imported inside the commands that train, evaluate or sample, so `--help`,
 `fetch` and shell completion stay fast.
 
-`main()` is the boundary: a `CharrnnError` becomes one line on stderr and its exit code, a usage
+`main()` is the boundary: a `CharrnnError` becomes one line on stderr and its exit code (a run
+a signal stopped and saved, `Interrupted`, a plain line rather than an `error:`), a usage
 error one line and exit 2, a closed stdout a quiet exit, and any other exception a one-line
 "internal error" (the traceback with `--debug` or `CHARRNN_DEBUG=1`).
 """
@@ -31,7 +32,13 @@ from charrnn_cli.commands import sample as sample_cmd
 from charrnn_cli.commands import serve as serve_cmd
 from charrnn_cli.commands import train as train_cmd
 from charrnn_cli.commands import viz as viz_cmd
-from charrnn_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CharrnnError
+from charrnn_cli.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CharrnnError,
+    Interrupted,
+)
 
 app = typer.Typer(
     name="charrnn",
@@ -86,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rv = app(args=args, prog_name="charrnn", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
+    except Interrupted as exc:  # training stopped by a signal and saved: no error
+        console.stopped(str(exc))
+        return exc.exit_code
     except CharrnnError as exc:
         console.error(str(exc))
         return exc.exit_code

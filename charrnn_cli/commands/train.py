@@ -25,7 +25,7 @@ from charrnn_cli.commands.options import (
     TrainDeviceOption,
     escaped,
 )
-from charrnn_cli.errors import Interrupted
+from charrnn_cli.errors import CharrnnError, Interrupted
 from charrnn_cli.interrupts import Stopper
 
 if TYPE_CHECKING:
@@ -206,14 +206,25 @@ def train(
     finally:
         comm.close()
     code = stopper.exit_code(last.reason if last is not None else None)
+    if comm.is_main:  # a run a signal stopped was saved too: its folder, as at the end
+        _print_folder(job.name, stopped=code is not None)
     if last is not None and code is not None:
-        raise Interrupted(
+        raise Interrupted(  # a stop, not an error: the boundary says it as a plain line
             f"{last.reason}: stopped at step {last.step} and saved; continue with "
             f"`charrnn train --run {job.name} --resume`",
             code,
         )
-    if comm.is_main:
-        console.out(str(store.run_dir(job.name)))
+
+
+def _print_folder(name: str, *, stopped: bool) -> None:
+    """The run's folder on stdout; after a stop, a stdout that cannot take it (a reader or a
+    terminal that went away with the signal) must not change the exit code, 128 + N."""
+    try:
+        console.out(str(store.run_dir(name)))
+    except (OSError, CharrnnError):
+        if not stopped:
+            raise
+        console.silence_stdout()
 
 
 def _render(records: Iterable[Event], quiet: bool) -> Event | None:
