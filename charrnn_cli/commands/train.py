@@ -292,8 +292,9 @@ def _start_line(rec: Event, where: Console | None = None) -> None:
         f"{'resuming' if i['resumed'] else 'training'} on {i['device']}"
         + (f" x {i['world_size']} processes" if i["world_size"] > 1 else "")
         + (f" in {i['precision']}" if i.get("precision", "fp32") != "fp32" else "")
-        + f": {i['parameters']:,} parameters, {i['vocab_size']} characters, "
-        f"{i['train_chars']:,} train / {i['val_chars']:,} held out, "
+        + f": {i['parameters']:,} parameters, {i['vocab_size']} "
+        + ("byte ids, " if i.get("unit") == "byte" else "characters, ")
+        + f"{i['train_chars']:,} train / {i['val_chars']:,} held out, "
         f"{i['steps_per_epoch']} steps/epoch"
     )
     (where or console.err()).print(text, highlight=False, soft_wrap=True)
@@ -313,14 +314,18 @@ def _step_text(rec: Event, short: bool = False) -> str:
 
 def _eval_text(rec: Event) -> str:
     star = " [green](best)[/]" if rec.best else ""
+    unit = rec.info.get("unit", "char")  # a byte run: per byte, and bits/char as eval gives it
+    per_byte = f"{rec.info['val_bpb']:.4f} bits/byte, " if "val_bpb" in rec.info else ""
     return (
-        f"step {rec.step}: held-out {rec.val_loss:.4f} nats/char, {rec.val_bpc:.4f} bits/char{star}"
+        f"step {rec.step}: held-out {rec.val_loss:.4f} nats/{unit}, {per_byte}"
+        f"{rec.val_bpc:.4f} bits/char{star}"
     )
 
 
 def _end_text(rec: Event) -> str:
     why = {"done": "finished", "budget": "time budget reached"}.get(rec.reason, rec.reason)
+    unit = rec.info.get("unit", "char")
     return (
         f"{why} at step {rec.step} after {rec.elapsed_s / 60:.1f} min; "
-        f"best held-out {rec.val_loss:.4f} nats/char ({rec.val_bpc:.3f} bits)"
+        f"best held-out {rec.val_loss:.4f} nats/{unit} ({rec.val_bpc:.3f} bits/{unit})"
     )
