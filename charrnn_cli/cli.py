@@ -65,7 +65,12 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks (also CHARRNN_DEBUG=1).")
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of an internal error (also CHARRNN_DEBUG=1); before the "
+            "command. A mistake of the user's stays one line.",
+        ),
     ] = False,
 ) -> None:
     """Character-level language models: fetch, train, eval, sample."""
@@ -106,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         ctx = getattr(exc, "ctx", None)
         where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        if "--debug" in args and "--debug" in exc.format_message():  # a global option
+            where = " (it goes before the command: `charrnn --debug COMMAND ...`)"
         console.error(exc.format_message() + where)
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except BrokenPipeError:

@@ -63,7 +63,8 @@ def fetch(
         typer.Option(
             "--gc",
             help="Free the stored texts that no name and no run refers to (a text stays while "
-            "a run trained on it exists, even after its name was reused).",
+            "a run trained on it exists, even after its name was reused, and for 10 minutes "
+            "after it was written, while a fetch or a trainer may be about to name it).",
         ),
     ] = False,
     print_path: Annotated[

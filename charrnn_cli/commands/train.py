@@ -24,6 +24,7 @@ from charrnn_cli.commands.options import (
     NewRunOption,
     TrainDeviceOption,
     escaped,
+    open_range,
 )
 from charrnn_cli.errors import CharrnnError, Interrupted
 from charrnn_cli.interrupts import Stopper
@@ -95,7 +96,7 @@ def train(
         _opt(
             "Held-out tail of the corpus, inside (0, 1) [0.05].",
             PANEL_DATA,
-            **config.limits("val_fraction"),
+            callback=open_range(*config.BOUNDS["val_fraction"]),
         ),
     ] = None,
     lr: Annotated[
