@@ -159,6 +159,26 @@ def test_a_failed_download_during_train_names_only_commands_to_paste(cli, dead_u
     assert r.code == 3 and "--mirror" not in line and "charrnn train --corpus pysrc" in line
 
 
+def test_offline_a_copy_imported_under_the_registry_name_is_used_other_text_refused(
+    cli, tinyshakespeare, tmp_path, monkeypatch
+):
+    """The way out the hints name: with no network, a copy of Tiny Shakespeare imported under
+    its name makes `charrnn fetch` and the default `charrnn train` work as documented; other
+    text under a registry name is refused (they would go on asking for the registry's)."""
+    monkeypatch.setenv("CHARRNN_OFFLINE", "1")
+    other = tmp_path / "other.txt"
+    other.write_text("not Tiny Shakespeare at all\n" * 50, encoding="utf-8")
+    r = cli("fetch", "--from", str(other), "--name", "tinyshakespeare")
+    assert r.code == 2 and "another --name" in one_error_line(r.err)
+    assert corpora.read_meta("tinyshakespeare") is None
+    copy = tmp_path / "input.txt"
+    copy.write_bytes(tinyshakespeare)
+    assert cli("fetch", "--from", str(copy), "--name", "tinyshakespeare").code == 0
+    assert cli("fetch").code == 0
+    r = cli("train", "--max-steps", "1", "--hidden-size", "8", "--embed-size", "4", "--quiet")
+    assert r.code == 0, r.err
+
+
 def typer_command(app, name: str):
     import typer.main
 
