@@ -56,7 +56,12 @@ def fetch(
         ),
     ] = None,
     list_: Annotated[
-        bool, typer.Option("--list", help="List the known and cached corpora and exit.")
+        bool,
+        typer.Option(
+            "--list",
+            help="List the known and cached corpora and exit (a table; piped, tab-separated "
+            "lines of name, status, size, sha256, source, with no heading).",
+        ),
     ] = False,
     gc: Annotated[
         bool,
