@@ -123,6 +123,12 @@ NEED_NETWORK = {("fetch", "--timeout"), ("fetch", "--retries"), ("fetch", "--max
 NEEDED = {("viz", "find"): ["--signal", "quote"]}  # a command's required options
 
 
+def _bounds(p: Any) -> tuple[Any, Any]:
+    """An option's bounds: Typer's min and max, or those of an open range (`--val-fraction`,
+    whose ends are refused too: `commands.options.open_range`)."""
+    return getattr(p.callback, "bounds", None) or (p.min, p.max)
+
+
 def _args(path: tuple[str, ...], flag: str, value: str, n: int) -> list[str]:
     args = [*path, *BASE.get(path[0], []), *NEEDED.get(path, []), flag, value]
     return args + (["--run", f"r{n}"] if path[0] == "train" else [])
@@ -130,24 +136,27 @@ def _args(path: tuple[str, ...], flag: str, value: str, n: int) -> list[str]:
 
 def _beyond(p: Any) -> list[str]:
     """Values past the option's bounds and at its type's limits."""
+    low, high = _bounds(p)
     if p.type_descriptor.annotation is float:
-        return ["nan", "inf", "-inf", "1e400", repr(p.min - 1e-6), repr(p.max * 1.5 + 1)]
-    return [str(p.min - 1), str(p.max + 1), str(2**63), str(2**64), str(-(2**63) - 1)]
+        ends = [repr(low), repr(high)] if getattr(p.callback, "bounds", None) else []
+        return ["nan", "inf", "-inf", "1e400", repr(low - 1e-6), repr(high * 1.5 + 1), *ends]
+    return [str(low - 1), str(high + 1), str(2**63), str(2**64), str(-(2**63) - 1)]
 
 
 def test_every_numeric_option_declares_finite_bounds_within_its_type():
     assert len(NUMERIC) >= 35  # the walk found the options
     for path, p in NUMERIC:
         where = f"{' '.join(path)} {p.opts[0]}"
-        assert p.min is not None and p.max is not None, where
+        low, high = _bounds(p)
+        assert low is not None and high is not None, where
         if p.type_descriptor.annotation is int:
-            assert -(2**63) <= p.min <= p.max <= config.INT_MAX, where
+            assert -(2**63) <= low <= high <= config.INT_MAX, where
         else:
-            assert math.isfinite(p.min) and math.isfinite(p.max), where
+            assert math.isfinite(low) and math.isfinite(high), where
     for key, (low, high) in config.BOUNDS.items():  # the config's are the same, declared once
         for path, p in NUMERIC:
             if path == ("train",) and p.name == key:
-                assert (p.min, p.max) == (low, high), key
+                assert _bounds(p) == (low, high), key
 
 
 def test_every_numeric_option_past_its_bounds_is_one_line_exit_2(cli, home):
@@ -164,7 +173,8 @@ def test_every_numeric_option_at_its_bounds_is_never_an_internal_error(cli, home
     for n, (path, p) in enumerate(NUMERIC):
         if (path[0], p.opts[0]) in NEED_NETWORK:
             continue
-        values = [p.min] if (path[0], p.opts[0]) in RUN_AS_LONG_AS_TOLD else [p.min, p.max]
+        low, high = _bounds(p)
+        values = [low] if (path[0], p.opts[0]) in RUN_AS_LONG_AS_TOLD else [low, high]
         for k, value in enumerate(values):
             r = cli(*_args(path, p.opts[0], str(value), 2 * n + k))
             assert r.code in DOCUMENTED, (path, p.opts[0], value, r.err)

@@ -30,6 +30,7 @@ def open_range(low: float, high: float) -> Any:
             raise typer.BadParameter(f"{value:g} is not inside ({low:g}, {high:g})")
         return value
 
+    check.bounds = (low, high)  # type: ignore[attr-defined]  # for the tests of every bound
     return check
 
 
