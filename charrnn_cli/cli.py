@@ -5,7 +5,8 @@ domain function, render). This module and those adapters import only the torch-f
 the top; torch is imported inside the commands that train, evaluate or sample, so `--help`,
 `fetch` and shell completion stay fast.
 
-`main()` is the boundary: a `CharrnnError` becomes one line on stderr and its exit code, a usage
+`main()` is the boundary: a `CharrnnError` becomes one line on stderr and its exit code (a run
+a signal stopped and saved, `Interrupted`, a plain line rather than an `error:`), a usage
 error one line and exit 2, a closed stdout a quiet exit, and any other exception a one-line
 "internal error" (the traceback with `--debug` or `CHARRNN_DEBUG=1`).
 """
@@ -31,7 +32,13 @@ from charrnn_cli.commands import sample as sample_cmd
 from charrnn_cli.commands import serve as serve_cmd
 from charrnn_cli.commands import train as train_cmd
 from charrnn_cli.commands import viz as viz_cmd
-from charrnn_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CharrnnError
+from charrnn_cli.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CharrnnError,
+    Interrupted,
+)
 
 app = typer.Typer(
     name="charrnn",
@@ -84,7 +91,12 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks (also CHARRNN_DEBUG=1).")
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of an internal error (also CHARRNN_DEBUG=1); before the "
+            "command. A mistake of the user's stays one line.",
+        ),
     ] = False,
 ) -> None:
     """Character-level language models: fetch, train, eval, sample."""
@@ -112,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rv = app(args=args, prog_name="charrnn", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
+    except Interrupted as exc:  # training stopped by a signal and saved: no error
+        console.stopped(str(exc))
+        return exc.exit_code
     except CharrnnError as exc:
         console.error(str(exc))
         return exc.exit_code
@@ -122,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         ctx = getattr(exc, "ctx", None)
         where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        if "--debug" in args and "--debug" in exc.format_message():  # a global option
+            where = " (it goes before the command: `charrnn --debug COMMAND ...`)"
         console.error(exc.format_message() + where)
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except BrokenPipeError:

@@ -113,6 +113,13 @@ def error(message: str) -> None:
     err().print(f"[bold red]error:[/] {escape(readable(message))}", soft_wrap=True)
 
 
+def stopped(message: str) -> None:
+    """The last line of a run that a signal stopped and that saved: a stop, not an error."""
+    from rich.markup import escape
+
+    err().print(escape(readable(message)), soft_wrap=True)
+
+
 _ESCAPED_BYTE = re.compile(r"\\udc([89a-fA-F][0-9a-fA-F])")
 
 

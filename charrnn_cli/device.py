@@ -70,7 +70,8 @@ def describe(dev: torch.device) -> str:
         return f"{backend_name(dev)} {index}: {torch.cuda.get_device_name(index)}"
     if dev.type == "mps":
         return "MPS (Apple GPU)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def info() -> dict[str, str | int | None]:

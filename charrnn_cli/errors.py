@@ -110,7 +110,8 @@ class BusyError(CharrnnError):
 
 
 class Interrupted(CharrnnError):
-    """Training stopped by a signal after saving; the message says how to resume."""
+    """Training stopped by a signal after saving; the message says how to resume. The CLI says
+    it as the plain line it is (a stop, not an error) and exits 128 + the signal's number."""
 
     def __init__(self, message: str, exit_code: int = EXIT_INTERRUPTED) -> None:
         super().__init__(message)

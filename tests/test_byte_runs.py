@@ -108,3 +108,30 @@ def test_eval_max_chars_of_a_text_scores_only_its_first_characters(
                          "--max-chars", "700").out)  # fmt: skip
     alone = json.loads(cli("eval", "--run", "c", "--json", "--corpus", str(head)).out)
     assert cut["chars"] == alone["chars"] and cut["loss"] == pytest.approx(alone["loss"])
+
+
+def test_a_byte_runs_figures_are_per_byte_and_its_bits_per_char_evals(cli, tmp_path):
+    """Training, `runs` and `runs --json` say which figures are per byte; the bits/char they
+    give are the true ones (`charrnn eval`'s), so byte and character runs compare."""
+    corpus = tmp_path / "mixed.txt"
+    corpus.write_text((TINY_TEXT.replace("e", "é") + MIXED) * 3, encoding="utf-8")
+    r = cli("train", "--corpus", str(corpus), "--run", "bb", "--vocab", "bytes", *TINY,
+            "--max-steps", "20", "--eval-every", "10")  # fmt: skip
+    assert r.code == 0, r.err
+    assert "256 byte ids" in r.err and "characters" not in r.err.splitlines()[0]
+    evals = [line for line in r.err.splitlines() if "held-out" in line and "step" in line]
+    last_eval = [line for line in evals if line.startswith("step 20:")][0]
+    assert "nats/byte" in last_eval and "bits/byte" in last_eval and "nats/char" not in r.err
+    shown = float(last_eval.split(" bits/char")[0].rsplit(" ", 1)[1])
+    last = json.loads(cli("eval", "--run", "bb", "--checkpoint", "last", "--json").out)
+    assert last["bits_per_char"] != pytest.approx(last["bits_per_byte"], rel=0.05)
+    assert shown == pytest.approx(last["bits_per_char"], abs=1e-4)
+    best = json.loads(cli("eval", "--run", "bb", "--json").out)
+    row = json.loads(cli("runs", "--json").out)[0]
+    assert row["unit"] == "byte"
+    assert row["best_val_bpb"] == pytest.approx(best["bits_per_byte"], abs=1e-4)
+    assert row["best_val_bpc"] == pytest.approx(best["bits_per_char"], abs=1e-4)
+    listing = cli("runs").out.split("\t")
+    assert f"{best['bits_per_char']:.4f}" in listing
+    shown = cli("runs", "show", "bb").out
+    assert "nats/byte" in shown and f"({best['bits_per_char']:.4f} bits/char)" in shown

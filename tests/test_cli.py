@@ -63,3 +63,23 @@ def test_help_shows_the_defaults_written_in_brackets(cli, monkeypatch):
         assert r.code == 0
         for default in defaults:
             assert default in r.out, (args, default)
+
+
+def test_help_shows_ranges_and_defaults_as_they_are(cli, monkeypatch):
+    """--val-fraction's range is open (its help says so, never `[0.0<=x<=1.0]`, which would
+    promise both ends), and --separator's default is visible, not a blank box."""
+    monkeypatch.setenv("COLUMNS", "250")
+    r = cli("train", "--help")
+    line = next(x for x in r.out.splitlines() if "--val-fraction" in x)
+    assert "inside (0, 1)" in line and "<=" not in line
+    for end in ("0", "1", "nan"):
+        bad = cli("train", "--val-fraction", end)
+        assert bad.code == 2 and "not inside (0, 1)" in bad.err, bad.err
+    r = cli("sample", "--help")
+    assert "$'\\n\\n'" in next(x for x in r.out.splitlines() if "--separator" in x)
+
+
+def test_debug_after_the_command_says_where_it_goes(cli):
+    r = cli("runs", "--debug")
+    assert r.code == 2 and "`charrnn --debug COMMAND ...`" in r.err
+    assert len(r.err.strip().splitlines()) == 1

@@ -124,3 +124,10 @@ def test_a_bf16_run_resumes_where_auto_means_fp32(cli, tiny_corpus, charrnn_home
     assert r.code == 0, r.err
     config = json.loads((charrnn_home / "runs" / "z" / "config.json").read_text())
     assert config["precision_used"] == "fp32" and config["train"]["precision"] == "auto"
+
+
+def test_a_cpu_is_described_with_its_threads_in_good_grammar(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert device.describe(torch.device("cpu")) == "CPU (1 thread)"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert device.describe(torch.device("cpu")) == "CPU (8 threads)"

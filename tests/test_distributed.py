@@ -306,7 +306,7 @@ def test_the_distributed_checkpoint_samples_and_evaluates_in_one_process(chain, 
 def test_nproc_launches_the_same_engine(chain):
     """`charrnn train --nproc 2` (here resuming the torchrun run) ran two ranks end to end."""
     assert chain.resumed.stdout.strip().splitlines()[-1] == str(chain.home / "runs" / "ddp")
-    assert "resuming on CPU (1 threads) x 2 processes" in chain.resumed.stderr
+    assert "resuming on CPU (1 thread) x 2 processes" in chain.resumed.stderr
     assert "Traceback" not in chain.resumed.stderr + chain.first.stderr
 
 

@@ -55,7 +55,7 @@ def test_500_and_429_are_retried(http_server, tmp_path, faults):
 
 def test_500_until_retries_run_out_is_a_network_error(http_server, tmp_path):
     route = http_server.add("/t.txt", TEXT, fail_500=99)
-    with pytest.raises(NetworkError, match=r"HTTP 500.*after 2 retries.*charrnn fetch pysrc"):
+    with pytest.raises(NetworkError, match=r"HTTP 500.*after 2 retries$"):
         get(http_server, tmp_path / "t.txt")
     assert route.hits == 3
     assert leftovers(tmp_path) == []
@@ -65,7 +65,7 @@ def test_404_is_a_network_error_at_once(http_server, tmp_path):
     with pytest.raises(NetworkError) as info:
         get(http_server, tmp_path / "t.txt", path="/missing.txt")
     msg = str(info.value)
-    assert "HTTP 404" in msg and "/missing.txt" in msg and "--from FILE" in msg and "\n" not in msg
+    assert "HTTP 404" in msg and "/missing.txt" in msg and "\n" not in msg
     assert len(http_server.requests) == 1
     assert leftovers(tmp_path) == []
 
@@ -162,7 +162,7 @@ def test_binary_undecodable_and_empty_bodies_are_refused(http_server, tmp_path, 
 
 
 def test_a_dead_port_is_a_network_error(tmp_path, dead_url):
-    with pytest.raises(NetworkError, match="connection refused.*--mirror URL"):
+    with pytest.raises(NetworkError, match="connection refused"):
         download.download(dead_url, tmp_path / "t.txt")
     assert leftovers(tmp_path) == []
 

@@ -128,6 +128,67 @@ def test_a_dead_port_is_exit_3_without_a_traceback(cli, dead_url):
     assert no_data_left()
 
 
+def _flags_outside_fetch_commands(message: str) -> set[str]:
+    """The options a message names outside a whole `charrnn fetch ...` command in backticks."""
+    import re
+
+    fetches = re.findall(r"`charrnn fetch[^`]*`", message)
+    rest = message
+    for command in fetches:
+        rest = rest.replace(command, "")
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest))
+
+
+def test_a_failed_download_during_train_names_only_commands_to_paste(cli, dead_url, monkeypatch):
+    """`charrnn train` takes none of fetch's options: its download error names whole commands,
+    and `charrnn fetch pysrc` with the `--corpus pysrc` the next train needs; with a mirror in
+    use, it does not suggest one."""
+    from dataclasses import replace
+
+    from charrnn_cli.cli import app
+
+    entry = corpora.REGISTRY["tinyshakespeare"]
+    monkeypatch.setitem(corpora.REGISTRY, "tinyshakespeare", replace(entry, url=dead_url))
+    r = cli("train", "--max-steps", "1")
+    line = one_error_line(r.err)
+    assert r.code == 3 and "connection refused" in line
+    assert "`charrnn fetch pysrc`, then `charrnn train --corpus pysrc`" in line
+    assert "`charrnn fetch --from FILE --name tinyshakespeare`" in line
+    assert "`charrnn fetch tinyshakespeare --mirror URL`" in line
+    train_flags = {o for p in typer_command(app, "train").params for o in p.opts}
+    assert _flags_outside_fetch_commands(line) <= train_flags
+    monkeypatch.setenv("CHARRNN_MIRROR", dead_url.rsplit("/", 1)[0])
+    r = cli("train", "--max-steps", "1")
+    line = one_error_line(r.err)
+    assert r.code == 3 and "--mirror" not in line and "charrnn train --corpus pysrc" in line
+
+
+def test_offline_a_copy_imported_under_the_registry_name_is_used_other_text_refused(
+    cli, tinyshakespeare, tmp_path, monkeypatch
+):
+    """The way out the hints name: with no network, a copy of Tiny Shakespeare imported under
+    its name makes `charrnn fetch` and the default `charrnn train` work as documented; other
+    text under a registry name is refused (they would go on asking for the registry's)."""
+    monkeypatch.setenv("CHARRNN_OFFLINE", "1")
+    other = tmp_path / "other.txt"
+    other.write_text("not Tiny Shakespeare at all\n" * 50, encoding="utf-8")
+    r = cli("fetch", "--from", str(other), "--name", "tinyshakespeare")
+    assert r.code == 2 and "another --name" in one_error_line(r.err)
+    assert corpora.read_meta("tinyshakespeare") is None
+    copy = tmp_path / "input.txt"
+    copy.write_bytes(tinyshakespeare)
+    assert cli("fetch", "--from", str(copy), "--name", "tinyshakespeare").code == 0
+    assert cli("fetch").code == 0
+    r = cli("train", "--max-steps", "1", "--hidden-size", "8", "--embed-size", "4", "--quiet")
+    assert r.code == 0, r.err
+
+
+def typer_command(app, name: str):
+    import typer.main
+
+    return typer.main.get_command(app).commands[name]
+
+
 def test_offline_makes_no_request_and_names_the_way_out(cli, http_server, monkeypatch):
     http_server.add("/tinyshakespeare.txt", TEXT)
     monkeypatch.setenv("CHARRNN_OFFLINE", "1")

@@ -53,6 +53,20 @@ def test_the_first_line_is_the_stream_up_to_its_newline():
     assert text.split("\n", 1)[0] == got[0]
 
 
+def test_lines_come_out_in_the_order_they_started_never_shortest_first():
+    """The first B lines are the B streams' first lines, stream by stream, whichever ended
+    first: the top of the output (`| head`) is not biased to short lines."""
+    m, parallel = _model(), 6
+    got, _ = _lines(m, LineRules(count=40, max_len=10_000, min_len=0), parallel=parallel)
+    with torch.inference_mode():
+        start = prime(m, torch.tensor([[0]]))
+        streams = make_streams(m, start, Strategy(1.0), stream_rngs(3, parallel))
+        ids, _ = next(streams.run(300))
+    firsts = ["".join(VOCAB[i] for i in ids[:, b]).split("\n", 1)[0] for b in range(parallel)]
+    assert got[:parallel] == firsts
+    assert sorted(map(len, firsts)) != list(map(len, firsts))  # the check can tell the orders
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_same_seed_and_parallel_same_lines_on_both_engines(cell):
     m = _model(cell)

@@ -152,6 +152,8 @@ BAD_SAMPLING = [
     (["--num", "0"], "--num"),
     (["--beam-width", "0"], "--beam-width"),
     (["--beam-width", "4", "--len", "0", "--stream"], "--beam-width needs a finite --len"),
+    (["--beam-width", "4", "--temperature", "0.8"], "--temperature would be ignored"),
+    (["--beam-width", "4", "--random-seed", "1"], "--random-seed would be ignored"),
     (["--seed", "Ωmega ✓"], "'Ω', '✓'"),
     (["--checkpoint", "middle"], "--checkpoint"),
     (["--unknown", "maybe"], "--unknown"),

@@ -76,7 +76,11 @@ def _flag(p: Any) -> str:
 
 
 def _bounds(p: Any) -> tuple[Any, Any]:
-    """The option's declared min and max, on the option or on its range type."""
+    """An option's bounds: those of an open range (`--val-fraction`, whose ends are refused
+    too: `commands.options.open_range`), else Typer's min and max, on the option (Typer 0.29)
+    or on its range type."""
+    if bounds := getattr(p.callback, "bounds", None):
+        return bounds
     if hasattr(p, "min"):
         return p.min, p.max
     return getattr(p.type, "min", None), getattr(p.type, "max", None)
@@ -150,7 +154,8 @@ def _beyond(p: Any) -> list[str]:
     """Values past the option's bounds and at its type's limits."""
     low, high = _bounds(p)
     if _kind(p) is float:
-        return ["nan", "inf", "-inf", "1e400", repr(low - 1e-6), repr(high * 1.5 + 1)]
+        ends = [repr(low), repr(high)] if getattr(p.callback, "bounds", None) else []
+        return ["nan", "inf", "-inf", "1e400", repr(low - 1e-6), repr(high * 1.5 + 1), *ends]
     return [str(low - 1), str(high + 1), str(2**63), str(2**64), str(-(2**63) - 1)]
 
 

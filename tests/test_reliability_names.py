@@ -63,6 +63,8 @@ def test_gc_frees_only_the_texts_no_name_and_no_run_refers_to(cli, two_texts, ch
     blobs = {t: corpora.blob_path(sha(t.read_bytes())) for t in (x, y, z)}
     encoded = paths.cache_dir() / "encoded" / f"{sha(x.read_bytes())}.npy"
     assert all(b.exists() for b in blobs.values()) and encoded.exists()
+    r = cli("fetch", "--list")  # says what --gc will do: nothing yet
+    assert "0 nothing refers to" in r.err and "1 written in the last 10 minutes" in r.err
     r = cli("fetch", "--gc")  # everything was just written: kept for a while
     assert r.code == 0 and r.out == "" and all(b.exists() for b in blobs.values())
     old = time.time() - 2 * collecting.GRACE_S

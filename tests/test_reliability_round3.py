@@ -253,7 +253,7 @@ def test_lines_without_novel_after_the_training_file_moved(cli, home, tmp_path):
     _move_corpus(home, tmp_path)
     r = cli("sample", "--run", "m", "--lines", "3", "--random-seed", "1")
     assert r.code == 0, r.err
-    assert len(r.out.splitlines()) == 3
+    assert r.out.count("\n") == 3  # a line may hold a carriage return: not splitlines()
     warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "is gone" in warnings[0] and "capped at 1000" in warnings[0]
     r = cli("sample", "--run", "m", "--lines", "3", "--novel")

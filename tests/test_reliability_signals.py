@@ -85,8 +85,8 @@ def _stop_with(proc, run: Path, signum: int) -> SimpleNamespace:
     """Once the trainer has logged a step, send it `signum`; how it ended."""
     wait_for_metrics(run / "metrics.jsonl", partial(_alive, proc), timeout=120)
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
-    return SimpleNamespace(code=proc.returncode, err=err)
+    out, err = proc.communicate(timeout=120)
+    return SimpleNamespace(code=proc.returncode, out=out, err=err)
 
 
 def _hang_up_then_terminate(proc, run: Path) -> SimpleNamespace:
@@ -234,6 +234,11 @@ def test_a_signal_during_training_saves_and_exits_128_plus_its_number(
     assert ended.code == 128 + signum, ended.err
     assert "Traceback" not in ended.err and "--resume" in ended.err and name in ended.err
     run = trainers.home / "runs" / name
+    # saved: the folder on stdout as at a finish (`dir=$(charrnn train ...)`), a stop on
+    # stderr that is not an error
+    assert ended.out == f"{run}\n"
+    last = ended.err.strip().splitlines()[-1]
+    assert last.startswith(f"{name}: stopped at step ") and "error" not in ended.err, ended.err
     assert not (run / ".lock").read_text().strip()  # the lock is released, not left behind
     _saved_at_the_stop(trainers, name, ended.err)
     _resumes(cli, monkeypatch, trainers, name)

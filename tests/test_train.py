@@ -11,7 +11,7 @@ import torch
 
 from charrnn_cli import device
 from charrnn_cli.runs import checkpoint, store
-from tests.helpers import TINY, metrics, runs_left, val_losses
+from tests.helpers import TINY, metrics, one_line, runs_left, val_losses
 
 
 def test_loss_falls_well_below_the_unigram_entropy(cli, tiny_corpus, charrnn_home):
@@ -74,6 +74,25 @@ def test_resume_refuses_changed_options_and_corpus(cli, tiny_corpus, tmp_path):
     assert r.code == 2 and "not the text" in r.err
     r = cli("train", "--run", "r", "--resume", "--max-steps", "8")
     assert r.code == 0, r.err
+
+
+def test_a_resume_with_nothing_left_names_the_limit_that_binds(cli, tiny_corpus):
+    """The README's `--resume --epochs 10` on a run started with --max-steps: the stored
+    --max-steps ends it, so the message says so (and never asks to raise the --epochs just
+    raised); the epoch is the one the progress line showed."""
+    args = ("train", "--corpus", str(tiny_corpus), "--run", "m", *TINY, "--max-steps", "6")
+    assert cli(*args).code == 0
+    r = cli("train", "--run", "m", "--resume", "--epochs", "10")
+    line = one_line(r.err)
+    assert r.code == 2 and "already reached step 6 (epoch 1)" in line
+    assert "its --max-steps 6 ends it" in line and "--max-steps 12" in line
+    assert "--epochs" not in line
+    r = cli("train", "--run", "m", "--resume", "--max-steps", "100000", "--epochs", "1")
+    assert r.code == 0, r.err  # one epoch of the tiny text is under 100000 steps
+    r = cli("train", "--run", "m", "--resume")
+    line = one_line(r.err)
+    assert r.code == 2 and "its --epochs 1 (" in line and "larger --epochs" in line
+    assert "larger --max-steps" not in line
 
 
 @pytest.mark.parametrize(

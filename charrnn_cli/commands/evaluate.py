@@ -35,7 +35,8 @@ def evaluate(
     max_chars: Annotated[
         int | None,
         typer.Option(
-            help="Score only the first N characters (of the held-out tail, or of --corpus).",
+            help="Read only the first N characters (of the held-out tail, or of --corpus); a "
+            "few fewer are scored (each stream's first is context only).",
             min=2,
             max=INT_MAX,
         ),

@@ -56,14 +56,20 @@ def fetch(
         ),
     ] = None,
     list_: Annotated[
-        bool, typer.Option("--list", help="List the known and cached corpora and exit.")
+        bool,
+        typer.Option(
+            "--list",
+            help="List the known and cached corpora and exit (a table; piped, tab-separated "
+            "lines of name, status, size, sha256, source, with no heading).",
+        ),
     ] = False,
     gc: Annotated[
         bool,
         typer.Option(
             "--gc",
             help="Free the stored texts that no name and no run refers to (a text stays while "
-            "a run trained on it exists, even after its name was reused).",
+            "a run trained on it exists, even after its name was reused, and for 10 minutes "
+            "after it was written, while a fetch or a trainer may be about to name it).",
         ),
     ] = False,
     print_path: Annotated[

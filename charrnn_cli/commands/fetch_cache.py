@@ -63,12 +63,18 @@ def render_list(quiet: bool = False) -> None:
 
 def _unnamed(quiet: bool) -> None:
     """After the names: the stored texts no name points at, which `--gc` may free."""
-    from charrnn_cli.corpora.collecting import collect
+    from charrnn_cli.corpora.collecting import GRACE_S, collect
 
-    spare = collect(dry_run=True, grace_s=0)
-    if quiet or not (spare.for_runs or spare.freed):
+    spare = collect(dry_run=True)  # with --gc's grace period, so it frees what this says
+    if quiet or not (spare.for_runs or spare.freed or spare.recent):
         return
+    recent = (
+        f", and {spare.recent} written in the last {GRACE_S / 60:g} minutes, which it keeps "
+        "until then"
+        if spare.recent
+        else ""
+    )
     console.log(
         f"also stored: {spare.for_runs} texts no name points at, kept for the runs trained on "
-        f"them; {len(spare.freed)} nothing refers to (`charrnn fetch --gc` frees them)"
+        f"them; {len(spare.freed)} nothing refers to (`charrnn fetch --gc` frees them){recent}"
     )

@@ -21,6 +21,20 @@ def escaped(help: str) -> str:
     return help.replace("[", "\\[")
 
 
+def open_range(low: float, high: float) -> Any:
+    """A callback refusing values outside the open interval (low, high), for the options whose
+    bounds are themselves refused: Typer's `min`/`max` would show `[low<=x<=high]` in the help
+    (and Typer has no open bounds), so the help text says the interval instead."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not low < value < high:
+            raise typer.BadParameter(f"{value:g} is not inside ({low:g}, {high:g})")
+        return value
+
+    check.bounds = (low, high)  # type: ignore[attr-defined]  # for the tests of every bound
+    return check
+
+
 def _run(help: str, **kw: Any) -> Any:
     return typer.Option(help=escaped(help), autocompletion=store.complete_run_name, **kw)
 

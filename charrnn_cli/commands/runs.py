@@ -139,8 +139,8 @@ def _describe(name: str, cfg: dict, summary: dict, chain: list[dict]) -> str:
             f" {summary['parameters'] or 0:,} parameters",
             "training    " + ", ".join(f"{k}={v}" for k, v in cfg["train"].items()),
             f"progress    step {summary['steps']}, epoch {summary['epochs']}, "
-            f"best held-out {_fmt(summary['best_val_loss'])} nats "
-            f"({_fmt(summary['best_val_bpc'])} bits)",
+            f"best held-out {_fmt(summary['best_val_loss'])} nats/{summary['unit']} "
+            f"({_fmt(summary['best_val_bpc'])} bits/char)",
             f"device      {cfg.get('device')}; torch {cfg.get('torch')}, "
             f"charrnn {cfg.get('charrnn')}",
             *(["lineage     " + " <- ".join([name, *map(_ancestor, chain)])] if chain else []),

@@ -74,7 +74,9 @@ def sample(
         int | None, typer.Option(help="Same seed, same text.", min=0, max=INT_MAX)
     ] = None,
     num: Annotated[int, typer.Option(help="How many samples.", min=1, max=INT_MAX)] = 1,
-    separator: Annotated[str, typer.Option(help="Between samples.")] = "\n\n",
+    separator: Annotated[
+        str, typer.Option(help="Between samples.", show_default="a blank line: $'\\n\\n'")
+    ] = "\n\n",
     stream: Annotated[
         bool, typer.Option("--stream", help="With --len 0: generate until the reader stops.")
     ] = False,

@@ -24,8 +24,9 @@ from charrnn_cli.commands.options import (
     NewRunOption,
     TrainDeviceOption,
     escaped,
+    open_range,
 )
-from charrnn_cli.errors import Interrupted
+from charrnn_cli.errors import CharrnnError, Interrupted
 from charrnn_cli.runs import store
 from charrnn_cli.training import lineage
 from charrnn_cli.training.interrupts import Stopper
@@ -102,7 +103,7 @@ def train(
         _opt(
             "Held-out tail of the corpus, inside (0, 1) [0.05].",
             PANEL_DATA,
-            **config.limits("val_fraction"),
+            callback=open_range(*config.BOUNDS["val_fraction"]),
         ),
     ] = None,
     lr: Annotated[
@@ -215,14 +216,25 @@ def train(
     finally:
         comm.close()
     code = stopper.exit_code(last.reason if last is not None else None)
+    if comm.is_main:  # a run a signal stopped was saved too: its folder, as at the end
+        _print_folder(job.name, stopped=code is not None)
     if last is not None and code is not None:
-        raise Interrupted(
+        raise Interrupted(  # a stop, not an error: the boundary says it as a plain line
             f"{last.reason}: stopped at step {last.step} and saved; continue with "
             f"`charrnn train --run {job.name} --resume`",
             code,
         )
-    if comm.is_main:
-        console.out(str(store.run_dir(job.name)))
+
+
+def _print_folder(name: str, *, stopped: bool) -> None:
+    """The run's folder on stdout; after a stop, a stdout that cannot take it (a reader or a
+    terminal that went away with the signal) must not change the exit code, 128 + N."""
+    try:
+        console.out(str(store.run_dir(name)))
+    except (OSError, CharrnnError):
+        if not stopped:
+            raise
+        console.silence_stdout()
 
 
 def _render(records: Iterable[Event], quiet: bool) -> Event | None:
@@ -294,8 +306,9 @@ def _start_line(rec: Event, where: Console | None = None) -> None:
         f"{'resuming' if i['resumed'] else 'training'} on {i['device']}"
         + (f" x {i['world_size']} processes" if i["world_size"] > 1 else "")
         + (f" in {i['precision']}" if i.get("precision", "fp32") != "fp32" else "")
-        + f": {i['parameters']:,} parameters, {i['vocab_size']} characters, "
-        f"{i['train_chars']:,} train / {i['val_chars']:,} held out, "
+        + f": {i['parameters']:,} parameters, {i['vocab_size']} "
+        + ("byte ids, " if i.get("unit") == "byte" else "characters, ")
+        + f"{i['train_chars']:,} train / {i['val_chars']:,} held out, "
         f"{i['steps_per_epoch']} steps/epoch"
     )
     (where or console.err()).print(text, highlight=False, soft_wrap=True)
@@ -315,14 +328,18 @@ def _step_text(rec: Event, short: bool = False) -> str:
 
 def _eval_text(rec: Event) -> str:
     star = " [green](best)[/]" if rec.best else ""
+    unit = rec.info.get("unit", "char")  # a byte run: per byte, and bits/char as eval gives it
+    per_byte = f"{rec.info['val_bpb']:.4f} bits/byte, " if "val_bpb" in rec.info else ""
     return (
-        f"step {rec.step}: held-out {rec.val_loss:.4f} nats/char, {rec.val_bpc:.4f} bits/char{star}"
+        f"step {rec.step}: held-out {rec.val_loss:.4f} nats/{unit}, {per_byte}"
+        f"{rec.val_bpc:.4f} bits/char{star}"
     )
 
 
 def _end_text(rec: Event) -> str:
     why = {"done": "finished", "budget": "time budget reached"}.get(rec.reason, rec.reason)
+    unit = rec.info.get("unit", "char")
     return (
         f"{why} at step {rec.step} after {rec.elapsed_s / 60:.1f} min; "
-        f"best held-out {rec.val_loss:.4f} nats/char ({rec.val_bpc:.3f} bits)"
+        f"best held-out {rec.val_loss:.4f} nats/{unit} ({rec.val_bpc:.3f} bits/{unit})"
     )

@@ -33,10 +33,6 @@ Progress = Callable[[int, "int | None"], None]  # (bytes done, bytes in all when
 
 CHUNK = 64 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-WAY_OUT = (
-    "work offline with `charrnn fetch pysrc`, import a file with `--from FILE`, "
-    "or use `--mirror URL`"
-)
 
 
 @dataclass(frozen=True)
@@ -95,8 +91,9 @@ def make_session(opts: DownloadOptions) -> requests.Session:
 
 
 def network_error(url: str, reason: str) -> NetworkError:
-    """The one-line error for a download that cannot be done, with the way out."""
-    return NetworkError(f"cannot download {url}: {reason}; {WAY_OUT}")
+    """The one-line error for a download that cannot be done (the caller, who knows what was
+    being fetched, adds the way out: `corpora.fetching.way_out`)."""
+    return NetworkError(f"cannot download {url}: {reason}")
 
 
 def describe(exc: BaseException) -> str:

@@ -113,19 +113,38 @@ def _fetch_url(
     if registry.is_offline():
         raise NetworkError(
             f"CHARRNN_OFFLINE=1: not downloading {url}; unset CHARRNN_OFFLINE, or "
-            "work offline with `charrnn fetch pysrc` or `charrnn fetch --from FILE`"
+            + way_out(name, url)
         )
     with cache.lock(name, opts.lock_wait):
         if not force and (hit := cache.valid_cached(name, expected, url)) is not None:
             return hit  # another process fetched it while we waited
-        sha, got = download.download(
-            url,
-            cache.blob_writer(name),
-            expected_sha256=expected,
-            expected_size=size,
-            progress=progress,
-            opts=opts,
-            rename=cache.blob_path,
-        )
+        try:
+            sha, got = download.download(
+                url,
+                cache.blob_writer(name),
+                expected_sha256=expected,
+                expected_size=size,
+                progress=progress,
+                opts=opts,
+                rename=cache.blob_path,
+            )
+        except NetworkError as exc:
+            raise NetworkError(f"{exc}; {way_out(name, url)}") from None
         cache.write_meta(name, url, sha, got, pinned=expected is not None)
     return CorpusFile(name, cache.blob_path(sha), sha, got, url)
+
+
+def way_out(name: str, url: str) -> str:
+    """What to do when corpus `name` cannot be downloaded from `url`, as whole commands a user
+    can paste (`charrnn train` takes none of fetch's options, so none is named alone): import a
+    copy, fetch a registry corpus from a mirror (unless one is in use), or train offline."""
+    entry = REGISTRY.get(name)
+    mirror = (
+        f", fetch it from a mirror with `charrnn fetch {name} --mirror URL`"
+        if entry is not None and entry.url == url
+        else ""
+    )
+    return (
+        f"import a copy with `charrnn fetch --from FILE --name {name}`{mirror}, or train offline "
+        "on Python's own sources: `charrnn fetch pysrc`, then `charrnn train --corpus pysrc`"
+    )

@@ -2,9 +2,10 @@
 
 `import_file` copies a file (or stdin for "-") into the cache under a name the user chose (a
 name that held other text now points at this one; the other text stays for the runs trained on
-it); `import_stdin` caches stdin under `stdin-<first 12 hex of its sha256>`, a name known only
-once all of it is read, so a later resume finds it; `check_local` hashes and checks a file used in
-place (not copied). All of them refuse what is not UTF-8 text (`text.TextSink`).
+it; a registry name takes only a copy of its own text); `import_stdin` caches stdin under
+`stdin-<first 12 hex of its sha256>`, a name known only once all of it is read, so a later
+resume finds it; `check_local` hashes and checks a file used in place (not copied). All of them
+refuse what is not UTF-8 text (`text.TextSink`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from charrnn_cli.corpora import cache
-from charrnn_cli.corpora.registry import CorpusFile, check_name
+from charrnn_cli.corpora.registry import REGISTRY, CorpusFile, check_name
 from charrnn_cli.errors import UsageError
 from charrnn_cli.runs import paths
 from charrnn_cli.text import TextSink
@@ -54,8 +55,22 @@ def import_file(src: str | Path, name: str) -> CorpusFile:
         source = f"file:{path.resolve()}"
         with open(path, "rb") as fh:  # a pipe or a device streams as well as a file
             final, sha, size = cache.store(cache.read_chunks(fh), str(src), name)
+    _check_registry_copy(name, sha)
     cache.write_meta(name, source, sha, size)
     return CorpusFile(name, final, sha, size, source)
+
+
+def _check_registry_copy(name: str, sha: str) -> None:
+    """A registry name is pinned to its text: a copy of that text may be imported under it
+    (for a machine with no network), other text may not, or `fetch` and `train` would go on
+    asking for the registry's (the stored text stays unnamed, for `--gc`)."""
+    entry = REGISTRY.get(name)
+    if entry is not None and entry.sha256 is not None and sha != entry.sha256:
+        raise UsageError(
+            f"{name} is the registry's corpus, sha256 {entry.sha256[:12]}..., and this text is "
+            f"another ({sha[:12]}...): import it under another --name, then train on it with "
+            "`charrnn train --corpus NAME`"
+        )
 
 
 def import_stdin() -> CorpusFile:

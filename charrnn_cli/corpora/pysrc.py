@@ -80,7 +80,10 @@ def build_pysrc(
     root = stdlib_dir()
     version = ".".join(map(str, sys.version_info[:3]))
     if not root.is_dir():
-        raise UsageError(f"no standard-library sources at {root}: use --from FILE instead")
+        raise UsageError(
+            f"no standard-library sources at {root}: import a text instead with "
+            "`charrnn fetch --from FILE --name NAME`, then `charrnn train --corpus NAME`"
+        )
     cache.prepare()
     with cache.lock(name, download.DEFAULTS.lock_wait):
         chunks = pysrc_chunks(max_bytes, root)

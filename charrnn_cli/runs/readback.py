@@ -32,6 +32,7 @@ MAX_PROBLEMS = 3  # damaged lines of a file named one by one; the rest are count
 INT_MAX = 2**63 - 1
 # the numbers of a metrics line (all optional: evaluation lines carry val_*, step lines lr...)
 METRIC_NUMBERS = ("epoch", "elapsed_s", "lr", "train_loss", "chars_per_sec", "val_loss", "val_bpc")
+METRIC_NUMBERS += ("val_bpb",)  # a byte run's: bits per byte (its val_bpc is per character)
 
 
 def is_int(value: Any) -> bool:

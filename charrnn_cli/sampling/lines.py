@@ -3,11 +3,11 @@
 Every line starts from the state the model has at a line start (the seed's text after a newline,
 primed once) and ends at the newline, which is not part of it. B streams run in lockstep
 (`streams`); a stream that ends a line starts the next from that line-start state again. Lines
-come out in the order they end (step, then stream), so the output depends only on the
-`--random-seed` and B. A line is dropped, and counted, when it hits the length cap, is shorter
-than the minimum, is in the training corpus (`--novel`: the corpus's lines are held as sorted
-8-byte hashes, 8 bytes a line), or was already printed (`--unique`). After `GIVE_UP` x N tries
-the sampler stops with what it found.
+come out in the order they were started (not the order they end, which would put short lines
+first), so the output depends only on the `--random-seed` and B. A line is dropped, and
+counted, when it hits the length cap, is shorter than the minimum, is in the training corpus
+(`--novel`: the corpus's lines are held as sorted 8-byte hashes, 8 bytes a line), or was
+already printed (`--unique`). After `GIVE_UP` x N tries the sampler stops with what it found.
 """
 
 from __future__ import annotations
@@ -200,14 +200,24 @@ def sample_lines(
     ends = LineEnds(newline=stoi["\n"], budget=rules.max_len - len(prefix))
     streams = make_streams(model, start, strategy, stream_rngs(random_seed, parallel), ends, engine)
     carry: list[list[np.ndarray]] = [[] for _ in range(parallel)]  # each stream's line so far
+    # lines are numbered as they start (streams 0..B-1 first, then each new one as its stream
+    # ends a line) and judged and written in that order, so that short lines, which end first,
+    # do not come first; one that ends early waits in `done` for those started before it
+    started = list(range(parallel))  # the number of the line each stream is making
+    done: dict[int, str | None] = {}
+    next_start, next_out = parallel, 0
     for ids, ended in streams.run():
         begin = np.zeros(parallel, np.int64)
-        for t, b in zip(*np.nonzero(ended), strict=True):  # in the order the lines ended
+        for t, b in zip(*np.nonzero(ended), strict=True):
             piece = ids[begin[b] : t + 1, b]
             begin[b] = t + 1
             drawn = np.concatenate([*carry[b], piece]) if carry[b] else piece
             carry[b] = []
             line = None if drawn[-1] != ends.newline else prefix + _text(vocab, drawn[:-1])
+            done[started[b]], started[b], next_start = line, next_start, next_start + 1
+        while next_out in done:
+            line = done.pop(next_out)
+            next_out += 1
             if tally.judge(line, rules):
                 yield line
                 if tally.kept == rules.count:

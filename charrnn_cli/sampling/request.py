@@ -50,7 +50,26 @@ class SampleRequest:
             raise UsageError(f"--{'num' if self.num < 1 else 'parallel'} must be 1 or more")
         if self.beam_width is not None and self.length is None:
             raise UsageError("--beam-width needs a finite --len")
+        self._check_beam()
         self._check_lines()
+
+    def _check_beam(self) -> None:
+        """Beam search draws nothing: the options that shape or seed a draw would be ignored."""
+        if self.beam_width is None:
+            return
+        drawing = {
+            "--temperature": self.temperature != 1.0,
+            "--greedy": self.greedy,
+            "--top-k": self.top_k is not None,
+            "--top-p": self.top_p is not None,
+            "--random-seed": self.random_seed is not None,
+        }
+        given = [flag for flag, on in drawing.items() if on]
+        if given:
+            raise UsageError(
+                f"--beam-width finds the likeliest continuation, drawing nothing: {given[0]} "
+                "would be ignored, so leave it out"
+            )
 
     def _check_lines(self) -> None:
         if self.lines is None:

@@ -34,6 +34,7 @@ from charrnn_cli.training.distributed import Comm
 from charrnn_cli.training.job import Job, check_data
 from charrnn_cli.training.optim import lr_at, make_optimizer
 from charrnn_cli.training.train_state import Event, Kind, Meter, TrainState, keep_streams
+from charrnn_cli.vocab import characters_in
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before training gives up
 LOG_EVERY_S = 1.0  # how often a step record is yielded (and a metrics line written)
@@ -101,6 +102,11 @@ class Trainer:
         self.meter = Meter(self.tcfg.batch_size * self.tcfg.seq_len * comm.world)
         self.last_eval_step = -1
         self.last_save = 0.0
+        self.unit = "byte" if self.mcfg.vocab == "bytes" else "char"  # what an id is
+        # the characters a byte run's scored held-out bytes make (continuation bytes aside)
+        self.val_text_chars = (
+            characters_in(self.shard.val_rows[:, 1:]) if self.unit == "byte" else 0
+        )
 
     def restore(self) -> None:
         """Take up where the checkpoint (fine-tuning: the parent's) left off; set the budget."""
@@ -118,11 +124,23 @@ class Trainer:
         if tcfg.max_steps is not None:
             self.total = min(per_run, tcfg.max_steps)
         if self.job.resume and s.step >= self.total:
-            raise UsageError(
-                f"run {self.job.name!r} already reached step {s.step} of {self.total} (epoch "
-                f"{s.epoch}); raise --epochs or --max-steps to continue it (limits count from "
-                "the run's start)"
+            raise self._limit_reached(per_run)
+
+    def _limit_reached(self, per_run: int) -> UsageError:
+        """A resume with nothing left to do: which limit (stored with the run unless given
+        again) ends it, and how to lift that one. The epoch is counted as progress shows it."""
+        s, tcfg = self.state, self.tcfg
+        where = f"run {self.job.name!r} already reached step {s.step} (epoch {s.epoch + 1})"
+        if tcfg.max_steps is not None and tcfg.max_steps <= per_run:
+            return UsageError(
+                f"{where}: its --max-steps {tcfg.max_steps} ends it; continue it with a larger "
+                f"--max-steps, e.g. `charrnn train --run {self.job.name} --resume --max-steps "
+                f"{2 * tcfg.max_steps}` (limits are stored with the run and count from its start)"
             )
+        return UsageError(
+            f"{where}: its --epochs {tcfg.epochs} ({per_run} steps) ends it; continue it with a "
+            "larger --epochs (limits are stored with the run and count from its start)"
+        )
 
     def start(self) -> Event:
         """Ready the run's folder (rank 0) and start the clock: the first record."""
@@ -143,7 +161,7 @@ class Trainer:
             )
         info.update(steps_per_epoch=shard.per_epoch, train_chars=shard.train_chars)
         info.update(val_chars=shard.val_chars, vocab_size=self.mcfg.vocab_size)
-        info.update(world_size=self.comm.world, resumed=job.resume)
+        info.update(world_size=self.comm.world, resumed=job.resume, unit=self.unit)
         return self._record("start", info=info)
 
     def _open_run(self) -> store.MetricsWriter:
@@ -292,14 +310,23 @@ class Trainer:
         # on the CPU the held-out score stays fp32, the figure `charrnn eval` gives for the run
         amp = self.amp if self.dev.type != "cpu" else None
         part = score(self.model, self.shard.val_rows, self.dev, autocast=amp)
-        chars, loss_sum, correct = self.comm.sum(part.chars, part.loss_sum, part.correct)
+        chars, loss_sum, correct, text_chars = self.comm.sum(
+            part.chars, part.loss_sum, part.correct, self.val_text_chars
+        )
         val = Score(int(chars), loss_sum, int(correct))
         improved = val.loss < s.best_val
         if improved:
             s.best_val = val.loss
         self.last_eval_step = s.step
-        self._write_metrics(val_loss=val.loss, val_bpc=val.bits_per_char, val_accuracy=val.accuracy)
-        return self._record("eval", val_loss=val.loss, val_bpc=val.bits_per_char, best=improved)
+        # a byte run's loss is per byte; its bits/char spreads the same bits over the characters
+        # the scored bytes make, the figure `charrnn eval` gives, so both kinds of run compare
+        bpc, per_byte = val.bits_per_char, {}
+        if self.mcfg.vocab == "bytes":
+            per_byte = {"val_bpb": bpc}
+            bpc = loss_sum / LN2 / text_chars if text_chars else bpc
+        self._write_metrics(val_loss=val.loss, val_bpc=bpc, val_accuracy=val.accuracy, **per_byte)
+        info = {"unit": self.unit, **per_byte}
+        return self._record("eval", val_loss=val.loss, val_bpc=bpc, best=improved, info=info)
 
     def evaluate_and_save(
         self, which: tuple[str, ...], best_missing: bool = False
@@ -342,7 +369,7 @@ class Trainer:
         s = self.state
         best_missing = self.comm.any(not (self.run / "best.pt").exists())[0]
         yield from self.evaluate_and_save(("last",), best_missing)
-        best, info = s.best_val, {"skipped_steps": s.skipped}
+        best, info = s.best_val, {"skipped_steps": s.skipped, "unit": self.unit}
         yield self._record(
             "end", train_loss=s.smooth, val_loss=best, val_bpc=best / LN2, reason=reason, info=info
         )
