@@ -37,7 +37,7 @@ bench: setup
 
 # mutation testing (mutmut, not in CI: minutes a module) of the modules behind docs/reliability.md,
 # each against its own tests: the table is [tool.charrnn.mutate] in pyproject.toml. One module:
-# `make mutate MODULES=charrnn_cli/runs/locks.py`; figures in .mutate/summary.json
+# `make mutate MODULES=charrnn_cli/storage/locks.py`; figures in .mutate/summary.json
 MODULES ?=
 mutate: setup
 	nice -n 10 $(PY) tests/mutate.py $(MODULES)

@@ -47,10 +47,10 @@ def _timed(fn, repeats: int = 3) -> tuple[float, object]:
 
 
 def run() -> None:
-    from charrnn_cli.runs import store
-    from charrnn_cli.runs.checkpoint import load_run
     from charrnn_cli.sampling.lines import Tally, make_rules, sample_lines
     from charrnn_cli.sampling.samples import Strategy, sample
+    from charrnn_cli.storage import store
+    from charrnn_cli.storage.checkpoint import load_run
 
     home = scratch_home()
     corpus = list_corpus(Path(home) / "names.txt")

@@ -25,7 +25,7 @@ def word_share(text: str, vocab: set[str]) -> float:
 @torch.inference_mode()
 def stateless_sample(run: str, n: int = 2000) -> str:
     """The tutorial's sampler: each character fed alone, the state thrown away each time."""
-    from charrnn_cli.runs.checkpoint import load_run
+    from charrnn_cli.storage.checkpoint import load_run
 
     model, vocab, _, _ = load_run(run, "best", "cpu")
     gen = torch.Generator().manual_seed(1)

@@ -24,7 +24,7 @@ BEFORE = ["--start-state", "zero", "--restart-prob", "0"]
 
 @torch.inference_mode()
 def p_newline(run: str) -> float:
-    from charrnn_cli.runs.checkpoint import load_run
+    from charrnn_cli.storage.checkpoint import load_run
 
     model, vocab, _, _ = load_run(run, "best", "cpu")
     ps = []

@@ -176,7 +176,7 @@ def _answer_ctrl_c() -> None:
 def _resource_message(exc: BaseException) -> str | None:
     """One line for a failure of the machine rather than of charrnn: a disk that is full or
     read-only, a folder without permission, memory that ran out. None for anything else."""
-    from charrnn_cli.runs import paths
+    from charrnn_cli.storage import paths
 
     if isinstance(exc, OSError) and paths.is_storage_error(exc):
         reason = paths.STORAGE_ERRNOS[exc.errno or 0]

@@ -162,7 +162,7 @@ def stdout_error(exc: OSError) -> Exception:
     """The one line for a stdout that refuses data; stdout is then pointed at /dev/null, so
     the final flush at exit cannot fail again (and turn the exit code into 120)."""
     from charrnn_cli.errors import CharrnnError
-    from charrnn_cli.runs.paths import STORAGE_ERRNOS
+    from charrnn_cli.storage.paths import STORAGE_ERRNOS
 
     where = ""
     with contextlib.suppress(OSError, ValueError):

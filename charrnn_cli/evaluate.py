@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from charrnn_cli.errors import UsageError
 from charrnn_cli.model import CharRNN, State
-from charrnn_cli.runs.store import LN2
+from charrnn_cli.storage.store import LN2
 
 EVAL_ROWS = 16  # streams read in parallel; each starts cold, so few keep the bias negligible
 EVAL_CHUNK = 256  # characters per forward call (of EVAL_ROWS rows; fewer with more rows)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from charrnn_cli.errors import CorruptFileError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 
 def not_utf8(label: str | Path, offset: int) -> CorruptFileError:

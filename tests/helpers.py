@@ -138,7 +138,7 @@ def one_error_line(err: str) -> str:
 
 def cache_files() -> list[str]:
     """The files in the corpus cache, the stored texts (blobs/) included, by relative path."""
-    from charrnn_cli.runs import paths
+    from charrnn_cli.storage import paths
 
     folder = paths.cache_dir()
     found = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []

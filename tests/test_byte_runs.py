@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from charrnn_cli.runs import checkpoint, store
+from charrnn_cli.storage import checkpoint, store
 from tests.helpers import TINY, TINY_TEXT
 
 MIXED = "naïve café, 言語の処理, Ελληνικά — “quoted”\n"

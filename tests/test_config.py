@@ -53,7 +53,7 @@ def test_the_choices_are_the_configs():
 
 
 def test_given_options_reach_the_config_by_name(cli, tiny_corpus, charrnn_home):
-    from charrnn_cli.runs import store
+    from charrnn_cli.storage import store
 
     r = cli(
         "train",

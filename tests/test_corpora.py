@@ -14,7 +14,7 @@ import pytest
 
 from charrnn_cli import corpora
 from charrnn_cli.errors import CharrnnError, CorruptFileError, NetworkError, UsageError
-from charrnn_cli.runs import paths, store
+from charrnn_cli.storage import paths, store
 from tests.helpers import cache_files, stdin_bytes
 
 pytest_plugins = ["httpserver"]

@@ -57,7 +57,7 @@ def test_the_corpus_record_round_trips_in_config_jsons_layout():
 
 def test_the_corpus_record_of_a_run_is_what_config_json_holds(cli, tiny_corpus, charrnn_home):
     from charrnn_cli import corpora
-    from charrnn_cli.runs import store
+    from charrnn_cli.storage import store
 
     r = cli(
         "train",

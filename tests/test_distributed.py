@@ -124,7 +124,7 @@ def _bad_step_job(base: Path, corpus: Path, env: dict[str, str]) -> SimpleNamesp
 
 def _busy_job(base: Path, corpus: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """`--nproc 2` on a run whose lock this process holds."""
-    from charrnn_cli.runs import locks
+    from charrnn_cli.storage import locks
 
     folder = base / "home" / "runs" / "busy"
     folder.mkdir(parents=True)

@@ -19,7 +19,7 @@ from charrnn_cli.config import ModelConfig
 from charrnn_cli.export import card
 from charrnn_cli.export import folder as export_folder
 from charrnn_cli.model import CharRNN
-from charrnn_cli.runs import folder, safetensors
+from charrnn_cli.storage import folder, safetensors
 from tests.helpers import train_tiny
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from charrnn_cli import corpora
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from tests.helpers import cache_files, one_error_line, pinned_charrnn, stdin_bytes
 
 pytest_plugins = ["httpserver"]

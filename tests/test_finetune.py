@@ -13,7 +13,7 @@ import torch
 
 from charrnn_cli import config, console
 from charrnn_cli.errors import CharrnnError
-from charrnn_cli.runs import checkpoint, store
+from charrnn_cli.storage import checkpoint, store
 from charrnn_cli.training import finetune, jobs
 from charrnn_cli.training.distributed import Comm
 from charrnn_cli.training.train import Trainer

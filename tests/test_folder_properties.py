@@ -26,9 +26,9 @@ from charrnn_cli.errors import CorruptFileError
 from charrnn_cli.export import card
 from charrnn_cli.export import folder as export_folder
 from charrnn_cli.export.writer import export_run
-from charrnn_cli.runs import folder
 from charrnn_cli.sampling.generator import SamplingModel, generate
 from charrnn_cli.sampling.request import SampleRequest
+from charrnn_cli.storage import folder
 from tests.helpers import train_tiny
 
 TENSORS, CONFIG = "model.safetensors", "config.json"

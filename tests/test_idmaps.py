@@ -10,7 +10,7 @@ import pytest
 
 from charrnn_cli.data import encode, idmaps
 from charrnn_cli.errors import CharrnnError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 TEXT = "the cat sat on the mat; a bat!\n" * 50
 

@@ -10,7 +10,7 @@ import pytest
 from charrnn_cli import config
 from charrnn_cli.data.encode import Encoded, encode_bytes
 from charrnn_cli.errors import CharrnnError, UsageError
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 from charrnn_cli.training import lineage
 
 

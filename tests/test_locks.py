@@ -12,7 +12,7 @@ import time
 import pytest
 
 from charrnn_cli.errors import WriteError
-from charrnn_cli.runs import locks
+from charrnn_cli.storage import locks
 
 
 def test_a_second_locker_is_refused_and_told_the_holders_pid(tmp_path):

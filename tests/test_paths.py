@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from charrnn_cli.errors import UsageError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 
 def test_atomic_file_can_name_the_file_once_its_content_is_known(tmp_path):

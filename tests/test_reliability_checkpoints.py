@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from charrnn_cli import errors
-from charrnn_cli.runs import checkpoint
+from charrnn_cli.storage import checkpoint
 from tests.helpers import one_line
 
 ROOT = Path(__file__).resolve().parents[1]

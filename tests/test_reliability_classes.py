@@ -31,7 +31,7 @@ import typer.main
 
 from charrnn_cli import config, console, corpora
 from charrnn_cli.cli import app
-from charrnn_cli.runs import paths, readback, store
+from charrnn_cli.storage import paths, readback, store
 from tests.helpers import TINY
 
 LINES = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
@@ -428,7 +428,7 @@ def test_every_field_of_an_encoded_entry_is_checked_before_it_is_trusted(tmp_pat
 def test_gc_frees_nothing_a_held_lock_guards(cli, home, tmp_path, monkeypatch):
     from charrnn_cli.corpora import collecting
     from charrnn_cli.data import idmaps
-    from charrnn_cli.runs import locks
+    from charrnn_cli.storage import locks
 
     monkeypatch.setattr(idmaps, "IN_MEMORY", 1)
     plain = tmp_path / "plain.txt"  # trained on in place: no stored text, no name

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from tests.helpers import one_line, spawn, without_root_override
 
 EVERY_COMMAND = [

@@ -22,7 +22,7 @@ import pytest
 
 from charrnn_cli import corpora
 from charrnn_cli.corpora import download
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from tests.helpers import cache_files, one_error_line, spawn, without_root_override
 
 pytest_plugins = ["httpserver"]

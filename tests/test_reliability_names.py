@@ -14,7 +14,7 @@ import pytest
 from charrnn_cli import corpora
 from charrnn_cli.corpora import collecting
 from charrnn_cli.errors import CorruptFileError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from tests.helpers import TINY
 
 

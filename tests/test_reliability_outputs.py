@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from charrnn_cli.runs import outputs, renames
+from charrnn_cli.storage import outputs, renames
 from tests.helpers import one_line
 
 TEXT = "the cat sat on the mat. "

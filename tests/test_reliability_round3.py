@@ -24,7 +24,7 @@ import torch
 
 from charrnn_cli import console
 from charrnn_cli.errors import WriteError
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 from tests.helpers import TINY, metrics
 
 LINES = ["the cat sat on the mat.", "a dog ran to the log.", "we see the sea and the sky."]
@@ -93,7 +93,7 @@ def test_the_restart_draws_of_ordinary_seeds_did_not_move():
     "stem", ["_names", "a..b", "__init__", "-x", ".hidden", "é", "...", "a" * 300]
 )
 def test_the_automatic_run_name_is_always_valid(stem):
-    from charrnn_cli.runs import paths
+    from charrnn_cli.storage import paths
 
     name = store.new_name(stem, "lstm")
     assert paths.is_name(name) and len(name) <= paths.NAME_MAX - 6, name
@@ -394,7 +394,7 @@ def test_gc_leaves_a_recent_encoding_no_run_refers_to_yet(cli, tmp_path, charrnn
 
 
 def test_gc_leaves_an_entry_whose_lock_a_writer_holds(cli, tmp_path, charrnn_home):
-    from charrnn_cli.runs import locks
+    from charrnn_cli.storage import locks
 
     sha, files = _aged_entry(tmp_path, charrnn_home)
     _age(files)
@@ -407,7 +407,7 @@ def test_gc_leaves_an_entry_whose_lock_a_writer_holds(cli, tmp_path, charrnn_hom
 
 
 def test_a_lock_file_removed_by_its_holder_is_not_a_lock_for_the_next(tmp_path):
-    from charrnn_cli.runs import locks
+    from charrnn_cli.storage import locks
 
     path = tmp_path / "x.lock"
     got = []

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import pytest
 
 from charrnn_cli import errors
-from charrnn_cli.runs import checkpoint
+from charrnn_cli.storage import checkpoint
 from charrnn_cli.training.interrupts import Stopper
 from tests.helpers import TINY, TINY_TEXT, background_job, spawn, wait_for_metrics
 

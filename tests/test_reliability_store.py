@@ -17,7 +17,7 @@ import torch
 from charrnn_cli import corpora
 from charrnn_cli.config import ModelConfig, TrainConfig
 from charrnn_cli.data import encode
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from tests.helpers import one_line
 
 # a wrong value of each JSON type, for a field of each kind
@@ -88,7 +88,7 @@ def _config_cases() -> list[tuple[str, str, object]]:
 
 
 def _kind(f) -> str:
-    from charrnn_cli.runs.readback import _kind
+    from charrnn_cli.storage.readback import _kind
 
     return _kind(f)
 

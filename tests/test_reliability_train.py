@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from charrnn_cli import device
-from charrnn_cli.runs import checkpoint
+from charrnn_cli.storage import checkpoint
 from tests.helpers import (
     TINY,
     TINY_TEXT,
@@ -229,7 +229,7 @@ def test_the_busy_message_names_the_live_holder_even_in_a_race(charrnn_home):
     import threading
 
     from charrnn_cli.errors import BusyError
-    from charrnn_cli.runs import store
+    from charrnn_cli.storage import store
 
     (charrnn_home / "runs" / "r").mkdir(parents=True)
     (charrnn_home / "runs" / "r" / ".lock").write_text("pid 999999999")  # a dead trainer's

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from charrnn_cli.errors import CharrnnError, UsageError
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 from tests.helpers import TINY
 
 

@@ -12,7 +12,7 @@ import torch
 from charrnn_cli import config
 from charrnn_cli.data.batches import restart_mask
 from charrnn_cli.model import CharRNN
-from charrnn_cli.runs import checkpoint
+from charrnn_cli.storage import checkpoint
 from tests.helpers import TINY, tiny_model, val_losses
 
 NAMES = ["ROMEO", "JULIET", "NURSE", "FRIAR", "TYBALT"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from charrnn_cli import device
-from charrnn_cli.runs import checkpoint, store
+from charrnn_cli.storage import checkpoint, store
 from tests.helpers import TINY, metrics, one_line, runs_left, val_losses
 
 

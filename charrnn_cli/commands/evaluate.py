@@ -20,7 +20,7 @@ from charrnn_cli import console
 from charrnn_cli.commands.options import INT_MAX, CheckpointOption, DeviceOption, RunOption
 from charrnn_cli.corpora import sources
 from charrnn_cli.errors import CharrnnError
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 
 LN2 = 0.6931471805599453  # nats per bit
 
@@ -49,7 +49,7 @@ def evaluate(
 ) -> None:
     """Score a run: loss (nats/char), bits/char, perplexity and accuracy (a byte run: per byte,
     and bits/char over the characters the bytes make)."""
-    from charrnn_cli.runs.checkpoint import configs, load_run
+    from charrnn_cli.storage.checkpoint import configs, load_run
 
     model, vocab, ck, name = load_run(run, checkpoint, device)
     model_cfg, train_cfg = configs(ck)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from charrnn_cli import __version__, console
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 
 def info(

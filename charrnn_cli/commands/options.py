@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from charrnn_cli import config
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 
 INT_MAX = config.INT_MAX  # every whole-number option's largest value: the type's limit (int64)
 

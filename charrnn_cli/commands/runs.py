@@ -14,7 +14,7 @@ import typer
 
 from charrnn_cli import console
 from charrnn_cli.errors import CharrnnError, UsageError
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 from charrnn_cli.training import lineage
 
 app = typer.Typer(
@@ -100,8 +100,8 @@ def show(
     force: Annotated[bool, typer.Option("--force", help="Replace the --plot file.")] = False,
 ) -> None:
     """A run's config and its training and held-out loss curves."""
-    from charrnn_cli.runs import outputs
-    from charrnn_cli.runs.curves import ascii_chart, write_png
+    from charrnn_cli.storage import outputs
+    from charrnn_cli.storage.curves import ascii_chart, write_png
 
     if plot is not None and (plot.is_dir() and not force or not plot.name):
         raise UsageError(f"--plot {plot} is a folder: give it a file name such as loss.png")

@@ -15,7 +15,7 @@ import typer
 from charrnn_cli import console
 from charrnn_cli.commands.options import CheckpointOption, escaped
 from charrnn_cli.errors import UsageError, signal_exit_code, signal_name
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 
 
 def serve(

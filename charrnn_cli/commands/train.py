@@ -27,7 +27,7 @@ from charrnn_cli.commands.options import (
     open_range,
 )
 from charrnn_cli.errors import CharrnnError, Interrupted
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 from charrnn_cli.training import lineage
 from charrnn_cli.training.interrupts import Stopper
 

@@ -61,7 +61,7 @@ def prepare(
 ) -> tuple[Any, str, Any, str]:
     """Load the run and lay out the text: (model, vocab, analysis.Layout, a line saying what
     was read)."""
-    from charrnn_cli.runs.checkpoint import load_run
+    from charrnn_cli.storage.checkpoint import load_run
     from charrnn_cli.viz import analysis
 
     if text is not None and corpus is not None:
@@ -101,14 +101,14 @@ def activation_kind(model: Any, state: str | None) -> str:
 
 def output_target(path: Path | None, force: bool, option: str) -> Any:
     """The page's path checked before any work (outputs.check): None when not asked for."""
-    from charrnn_cli.runs import outputs
+    from charrnn_cli.storage import outputs
 
     return None if path is None else outputs.check(path, force, option=option)
 
 
 def write_page(target: Any, page: str) -> None:
     """Write a page (or picture) to its checked path (outputs.write_bytes) and print it."""
-    from charrnn_cli.runs import outputs
+    from charrnn_cli.storage import outputs
 
     outputs.write_bytes(target, page.encode("utf-8"))
     console.out(str(target.path))

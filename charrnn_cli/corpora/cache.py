@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from charrnn_cli.corpora.download import Progress
 from charrnn_cli.corpora.registry import CorpusFile, looks_like_name
-from charrnn_cli.runs import locks, paths
+from charrnn_cli.storage import locks, paths
 from charrnn_cli.text import TextSink
 
 READ_CHUNK = 1 << 16  # bytes read at a time from a file or stdin being imported

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charrnn_cli.corpora import cache
-from charrnn_cli.runs import locks, paths
+from charrnn_cli.storage import locks, paths
 
 GRACE_S = 600.0
 HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import __version__
 from charrnn_cli.errors import CorruptFileError, NetworkError, UsageError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from charrnn_cli.text import TextSink
 
 if TYPE_CHECKING:

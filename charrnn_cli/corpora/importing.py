@@ -18,7 +18,7 @@ from typing import IO
 from charrnn_cli.corpora import cache
 from charrnn_cli.corpora.registry import REGISTRY, CorpusFile, check_name
 from charrnn_cli.errors import UsageError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from charrnn_cli.text import TextSink
 
 

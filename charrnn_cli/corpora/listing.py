@@ -6,7 +6,7 @@ from typing import Any
 
 from charrnn_cli.corpora import cache, registry
 from charrnn_cli.corpora.registry import REGISTRY
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 
 def _status(meta: dict[str, Any] | None, problem: str | None) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from charrnn_cli.errors import UsageError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 DEFAULT = "tinyshakespeare"
 PYSRC = "pysrc"

@@ -18,7 +18,7 @@ from charrnn_cli.corpora.fetching import fetch
 from charrnn_cli.corpora.importing import check_local, import_stdin
 from charrnn_cli.corpora.registry import REGISTRY, CorpusFile
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 
 def resolve(spec: str, *, progress: Progress | None = None) -> CorpusFile:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO
 
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from charrnn_cli.text import read_blocks
 
 

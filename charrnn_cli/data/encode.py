@@ -32,7 +32,7 @@ from charrnn_cli.data.encoded import CHUNK, Encoded, npy_header, smallest_dtype
 from charrnn_cli.data.encoded import cache_files as _cache_files
 from charrnn_cli.data.encoded import cached as _cached
 from charrnn_cli.errors import CharrnnError, WriteError
-from charrnn_cli.runs import locks, paths
+from charrnn_cli.storage import locks, paths
 from charrnn_cli.vocab import BYTES, Kind
 
 Progress = Callable[[int, "int | None"], None]  # (bytes done, bytes in all)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 from charrnn_cli.vocab import BYTES, Kind
 
 CHUNK = 1 << 22  # bytes read at a time: ~5x this in temporaries, whatever the file's size

@@ -26,7 +26,7 @@ from charrnn_cli.data import utf8scan
 from charrnn_cli.data.encode import LOCK_WAIT_S, unwritable
 from charrnn_cli.data.encoded import CHUNK, Encoded, file_sha256, npy_header, smallest_dtype
 from charrnn_cli.errors import CharrnnError, WriteError
-from charrnn_cli.runs import locks, paths
+from charrnn_cli.storage import locks, paths
 
 IN_MEMORY = 1 << 24  # ids below this many are moved in memory: not worth a cache entry
 

@@ -4,7 +4,7 @@
 vocabulary, the checkpoint's fields and the run's record. `write_folder` writes
 `model.safetensors` (the state dict under the model's own names; `head.weight` left out when it
 is tied to `embed.weight`), `config.json` and the model card. Reading a folder back as a run is
-runs/folder.py's, so the checkpoint loader takes a folder without importing export/.
+storage/folder.py's, so the checkpoint loader takes a folder without importing export/.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from charrnn_cli import __version__, export
 from charrnn_cli.errors import CharrnnError
 from charrnn_cli.model import CharRNN
-from charrnn_cli.runs import paths, safetensors, store
+from charrnn_cli.storage import paths, safetensors, store
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Source:
 
 def gather(run: str | None, checkpoint: str = "best") -> Source:
     """Load a run (name, prefix, `latest`, or an exported folder) on the CPU for exporting."""
-    from charrnn_cli.runs.checkpoint import load_run
+    from charrnn_cli.storage.checkpoint import load_run
 
     model, vocab, ck, name = load_run(run, checkpoint, "cpu")
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from charrnn_cli import export
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.export.folder import Source, config_of, gather, write_folder
-from charrnn_cli.runs import outputs
+from charrnn_cli.storage import outputs
 
 CARD_SAMPLE = 300  # characters of the model card's sample
 CARD_TEMPERATURE = 0.8

@@ -72,8 +72,8 @@ def load(
     """Load a run (name, unique prefix, `latest` or None) for sampling, on the device that
     suits it (`device.for_sampling`)."""
     from charrnn_cli.device import for_sampling
-    from charrnn_cli.runs import store
-    from charrnn_cli.runs.checkpoint import configs, load_run
+    from charrnn_cli.storage import store
+    from charrnn_cli.storage.checkpoint import configs, load_run
 
     spec = for_sampling(device, _hidden_size(run), batched)
     model, vocab, ck, name = load_run(run, checkpoint, spec)
@@ -87,7 +87,7 @@ def load(
 
 
 def _hidden_size(run: str | None) -> int | None:
-    from charrnn_cli.runs import store
+    from charrnn_cli.storage import store
 
     try:
         return store.read_config(store.resolve(run))["model"]["hidden_size"]

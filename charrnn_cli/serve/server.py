@@ -31,8 +31,8 @@ def load_models(runs: list[str], checkpoint: str, limits: Limits) -> list[Served
     """Each run (or the latest when none is named) loaded for sampling on the CPU, with its
     batcher (not yet started)."""
     from charrnn_cli import export
-    from charrnn_cli.runs import store
     from charrnn_cli.sampling.generator import load
+    from charrnn_cli.storage import store
 
     models: list[Served] = []
     for run in runs or [None]:

@@ -19,7 +19,7 @@ import torch
 
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.model import CharRNN
-from charrnn_cli.runs import checkpoint, store
+from charrnn_cli.storage import checkpoint, store
 from charrnn_cli.training.distributed import Comm
 from charrnn_cli.training.job import Job
 from charrnn_cli.training.lineage import FOLDER, SHAPE_KEYS
@@ -49,8 +49,8 @@ def init_from(model: CharRNN, job: Job, comm: Comm) -> None:
     parent = job.parent
     assert parent is not None
     if parent.checkpoint == FOLDER:  # an exported folder: safetensors, never unpickled
-        from charrnn_cli.runs import folder
-        from charrnn_cli.runs.exported import TENSORS
+        from charrnn_cli.storage import folder
+        from charrnn_cli.storage.exported import TENSORS
 
         path = Path(parent.run) / TENSORS
         digest = hashlib.sha256(path.read_bytes()).hexdigest()

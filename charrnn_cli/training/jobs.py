@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from charrnn_cli import config, corpora
 from charrnn_cli.data import encode
 from charrnn_cli.errors import CharrnnError, UsageError
-from charrnn_cli.runs import store
+from charrnn_cli.storage import store
 from charrnn_cli.training import lineage
 from charrnn_cli.training.job import CorpusInfo, Job, check_data
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from charrnn_cli import config
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
-from charrnn_cli.runs import paths, readback, store
+from charrnn_cli.storage import paths, readback, store
 from charrnn_cli.training.job import ParentRecord
 
 if TYPE_CHECKING:

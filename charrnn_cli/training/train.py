@@ -28,7 +28,7 @@ from charrnn_cli.data import batches
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
 from charrnn_cli.model import CharRNN, State, detach
-from charrnn_cli.runs import checkpoint, store
+from charrnn_cli.storage import checkpoint, store
 from charrnn_cli.training import finetune, train_state
 from charrnn_cli.training.distributed import Comm
 from charrnn_cli.training.job import Job, check_data

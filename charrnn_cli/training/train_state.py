@@ -20,7 +20,7 @@ import torch
 from charrnn_cli.config import TrainConfig
 from charrnn_cli.errors import UsageError
 from charrnn_cli.model import State
-from charrnn_cli.runs import checkpoint
+from charrnn_cli.storage import checkpoint
 from charrnn_cli.training.distributed import Comm
 
 Kind = Literal["start", "step", "eval", "save", "skip", "end"]

@@ -195,8 +195,8 @@ def held_out_text(name: str, data: dict, vocab: str, max_chars: int) -> str:
     from charrnn_cli import corpora
     from charrnn_cli.data.idmaps import remap_ids
     from charrnn_cli.data.split import split
-    from charrnn_cli.runs import store
-    from charrnn_cli.runs.checkpoint import configs
+    from charrnn_cli.storage import store
+    from charrnn_cli.storage.checkpoint import configs
 
     _, tcfg = configs(data)
     cf = corpora.stored(store.read_config(name).get("corpus", {}))

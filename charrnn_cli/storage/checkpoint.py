@@ -24,7 +24,7 @@ import torch
 from charrnn_cli.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn_cli.errors import CharrnnError, CorruptFileError
 from charrnn_cli.model import CharRNN
-from charrnn_cli.runs import paths, readback
+from charrnn_cli.storage import paths, readback
 
 FORMAT = 1
 
@@ -222,10 +222,10 @@ def load_run(
     checkpoint and build the model on the device; returns model, vocab, checkpoint, name.
     An exported folder (a path) is read as one, with no store (export/folder.py)."""
     from charrnn_cli import device
-    from charrnn_cli.runs import exported, store
+    from charrnn_cli.storage import exported, store
 
     if exported.is_folder(run):
-        from charrnn_cli.runs import folder
+        from charrnn_cli.storage import folder
 
         return folder.load(str(run), device.pick(device_spec))
     name = store.resolve(run)

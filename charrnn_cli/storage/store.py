@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from charrnn_cli.errors import BusyError, CharrnnError, CorruptFileError, UsageError
-from charrnn_cli.runs import locks, paths, readback
+from charrnn_cli.storage import locks, paths, readback
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -99,7 +99,7 @@ def read_config(name: str) -> dict[str, Any]:
     """A run's config.json, every field checked (it may have been edited by hand): a
     CorruptFileError naming the file and the field when it cannot be used. An exported
     folder's config.json is read in the same shape (exported.run_config)."""
-    from charrnn_cli.runs import exported
+    from charrnn_cli.storage import exported
 
     if exported.is_folder(name):
         return exported.run_config(paths.user_path(name))

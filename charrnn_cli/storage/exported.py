@@ -3,7 +3,7 @@
 An exported folder (export/) is `model.safetensors`, `config.json` and a model card. Wherever a
 run is taken (sample, eval, viz, serve, `train --init-from`, the store's `read_config`) a folder
 is taken too: this module tells the two apart and reads the folder's config.json field by field
-without importing torch; its weights are read by runs/folder.py. Both sit under the checkpoint
+without importing torch; its weights are read by storage/folder.py. Both sit under the checkpoint
 loader and the exporters, so neither has to import the other.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from charrnn_cli.config import CELLS, ModelConfig
 from charrnn_cli.errors import CharrnnError, CorruptFileError, UsageError
-from charrnn_cli.runs import paths, readback
+from charrnn_cli.storage import paths, readback
 
 FORMAT = 1  # the folder's format: config.json's `format`
 CONFIG = "config.json"

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn_cli.errors import UsageError
-from charrnn_cli.runs import paths
-from charrnn_cli.runs.renames import RENAME_EXCHANGE, rename2, rename_noreplace
+from charrnn_cli.storage import paths
+from charrnn_cli.storage.renames import RENAME_EXCHANGE, rename2, rename_noreplace
 
 ASIDE_SUFFIX = ".old"
 EXPORT_FILES = ("config.json", "model.safetensors", "README.md")  # export/__init__'s names

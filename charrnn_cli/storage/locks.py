@@ -6,7 +6,7 @@ opened again, so `fetch --gc` may free a lock file while it holds it), and stamp
 so a refused process can name the holder; on leaving, the stamp is cleared (no stale pid for
 the next message) and the lock released. Where `flock` does not exist (Windows) every lock
 counts as held: unique temp files and `os.replace` keep the files whole anyway.
-Standard library and `charrnn_cli.runs.paths` only.
+Standard library and `charrnn_cli.storage.paths` only.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 POLL_S = 0.05  # between tries while waiting for a lock
 

@@ -19,7 +19,7 @@ import torch
 from charrnn_cli.config import ModelConfig, from_dict
 from charrnn_cli.errors import CorruptFileError
 from charrnn_cli.model import CharRNN
-from charrnn_cli.runs import exported, paths, safetensors
+from charrnn_cli.storage import exported, paths, safetensors
 
 FLOATS = ("F32", "F16", "F64")  # the dtypes a folder's weights may have (charrnn writes F32)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn_cli.errors import CorruptFileError
-from charrnn_cli.runs import paths
+from charrnn_cli.storage import paths
 
 # a tensor's (dtype as the header names it: F32, F16, I64...; shape)
 Layout = dict[str, tuple[str, tuple[int, ...]]]

@@ -71,7 +71,7 @@ def write_png(target: Any, series: Series, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    from charrnn_cli.runs import outputs
+    from charrnn_cli.storage import outputs
 
     png = io.BytesIO()
     fig.savefig(png, format="png")
