@@ -3,10 +3,10 @@
 The default model (tutorial preset) trains BENCH_SAMPLES_STEPS steps (1000: evaluations, and
 so samples, at 500 and 1000) on Tiny Shakespeare, in this process, with samples at each
 evaluation (the default) and with `--sample-every 0`, alternately, BENCH_SAMPLES_REPEATS times
-each (2); the best time of each is kept. Whole runs on a shared machine are noisy, so the
-line also gives each sample's own time (the gap the sample record closes) against a step's (the
-median rate of the step records, steps only): the overhead at the default interval is about
-sample_ms / (eval_every x step_ms).
+each (2), after a 5-step warm-up; the best time of each is kept. Whole runs on a shared machine
+are noisy, so the line also gives each sample's own time (the gap the sample record closes)
+against a step's (the median rate of the step records, steps only): the overhead at the
+default interval is about sample_ms / (eval_every x step_ms).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def _timed(steps: int, sample_every: int | None) -> tuple[float, list[float], li
 def run() -> None:
     steps = int(os.environ.get("BENCH_SAMPLES_STEPS", "1000"))
     repeats = int(os.environ.get("BENCH_SAMPLES_REPEATS", "2"))
+    _timed(5, None)  # warm-up: the first run in a process pays for imports and first calls
     on, off, gaps, rates = [], [], [], []
     for _ in range(repeats):
         seconds, drawn, _ = _timed(steps, None)
