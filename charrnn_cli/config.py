@@ -77,6 +77,15 @@ class TrainConfig:
     # held-out loss; fp32 on every other CPU and on GPUs (see device.resolve_precision)
     precision: Precision = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # a short sample drawn from the model being trained, shown under the evaluation's line and
+    # kept in the run's samples.jsonl: None at each held-out evaluation, N every N steps, 0 never
+    sample_every: int | None = None
+    sample_len: int = 200  # characters a sample draws (after its seed text): about three lines
+    # text each sample starts from ("": the run's start state alone, a first character drawn
+    # from the corpus's character frequencies)
+    sample_seed: str = ""
+    # moderate: sharper than the model's own distribution (1), less repetitive than greedy (0)
+    sample_temperature: float = 0.8
 
 
 # The range of every numeric field, (least, most), declared once and finite: the options of
@@ -105,7 +114,11 @@ BOUNDS: dict[str, tuple[int | float, int | float]] = {
     "eval_chars": (0, INT_MAX),
     "save_every": (0.0, 1e9),
     "random_seed": (0, INT_MAX),
+    "sample_every": (0, INT_MAX),
+    "sample_len": (1, 2000),  # a sample's line in samples.jsonl stays within readback.MAX_LINE
+    "sample_temperature": (0.0, 100.0),
 }
+SAMPLE_SEED_MAX = 1000  # characters of --sample-seed (a line of samples.jsonl holds it)
 
 
 def limits(key: str) -> dict[str, int | float]:
@@ -120,6 +133,8 @@ def limits(key: str) -> dict[str, int | float]:
 RESUMABLE_ANEW = (
     "epochs", "max_steps", "max_minutes", "device", "precision", "eval_every", "save_every",
 )  # fmt: skip
+# what the samples drawn during training look like: they never change what a step computes
+SAMPLE_KEYS = ("sample_every", "sample_len", "sample_seed", "sample_temperature")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The Lux.jl tutorial's choices: LSTM 2x128, seq 32, batch 32, Adam 1e-2, 3 epochs.
@@ -198,7 +213,7 @@ def merge_resume(
     for key, value in given.items():
         if value is None:
             continue
-        if key in RESUMABLE_ANEW:
+        if key in RESUMABLE_ANEW or key in SAMPLE_KEYS:
             setattr(train, key, value)
             continue
         target = model if key in MODEL_KEYS else train
@@ -207,7 +222,8 @@ def merge_resume(
             *most, last = (flag(k) for k in RESUMABLE_ANEW)
             raise UsageError(
                 f"{flag(key)} {value} differs from the run's stored {stored}; on --resume only "
-                f"{', '.join(most)} and {last} may change (start a new --run to change it)"
+                f"{', '.join(most)}, {last} and the --sample-* options may change (start a new "
+                "--run to change it)"
             )
     kept = given.get("precision") is None
     check(model, dataclasses.replace(train, precision="auto") if kept else train)
@@ -235,6 +251,17 @@ def check(model: ModelConfig, train: TrainConfig) -> None:
         raise UsageError(f"--max-steps must be at least 1, got {train.max_steps}")
     if train.precision == "fp16" and train.device == "cpu":
         raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+    _check_sample_seed(train.sample_seed)
+
+
+def _check_sample_seed(seed: str) -> None:
+    if len(seed) > SAMPLE_SEED_MAX:
+        raise UsageError(
+            f"--sample-seed has {len(seed):,} characters; a sample's seed takes at most "
+            f"{SAMPLE_SEED_MAX:,}"
+        )
+    if any("\ud800" <= c <= "\udfff" for c in seed):  # argv bytes that were not UTF-8
+        raise UsageError("--sample-seed is not UTF-8 text")
 
 
 def to_dict(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:

@@ -105,10 +105,9 @@ def test_the_resume_refusal_names_what_may_change():
         config.merge_resume(config.ModelConfig(), config.TrainConfig(), {"lr": 0.5})
     assert str(err.value) == (
         "--lr 0.5 differs from the run's stored 0.01; on --resume only --epochs, --max-steps, "
-        "--max-minutes, --device, --precision, --eval-every and --save-every may change (start "
-        "a new --run to change it)"
+        "--max-minutes, --device, --precision, --eval-every, --save-every and the --sample-* "
+        "options may change (start a new --run to change it)"
     )
-    model, train = config.merge_resume(
-        config.ModelConfig(), config.TrainConfig(), {k: 7 for k in config.RESUMABLE_ANEW}
-    )
-    assert all(getattr(train, k) == 7 for k in config.RESUMABLE_ANEW)
+    anew = {k: 7 for k in (*config.RESUMABLE_ANEW, *config.SAMPLE_KEYS)} | {"sample_seed": "A:"}
+    model, train = config.merge_resume(config.ModelConfig(), config.TrainConfig(), anew)
+    assert all(getattr(train, k) == value for k, value in anew.items())

@@ -277,11 +277,13 @@ def test_only_rank_zero_writes_one_ordinary_run(chain):
     runs = chain.home / "runs"
     assert sorted(p.name for p in runs.iterdir()) == ["ddp", "ref", "solo"]
     files = sorted(p.name for p in (runs / "ddp").iterdir())
-    assert files == [".lock", "best.pt", "config.json", "last.pt", "metrics.jsonl"]
+    assert files == [".lock", "best.pt", "config.json", "last.pt", "metrics.jsonl", "samples.jsonl"]
     assert not [p for p in chain.home.rglob("*") if p.name.endswith(".tmp")]
-    # one writer: each evaluation logged once
+    # one writer: each evaluation logged once, and sampled once (rank 0 alone draws)
     evals = [r["step"] for r in metrics(chain.home, "ddp") if "val_loss" in r]
     assert evals == [10, 20, 30, 40]
+    kept = (runs / "ddp" / "samples.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in kept] == evals
     assert json.loads((runs / "ddp" / "config.json").read_text())["world_size"] == 2
     ck = _checkpoint(chain.home, "ddp")
     assert (ck["world_size"], ck["config"]["train"]["batch_size"], ck["step"]) == (2, 4, 40)

@@ -358,6 +358,8 @@ def test_every_config_field_is_checked_for_range_or_choice(home):
             wrong = [1, "yes"]
         elif key == "device":
             wrong = [0]
+        elif key == "sample_seed":
+            wrong = [0, "x" * (config.SAMPLE_SEED_MAX + 1), "\udcff"]
         assert wrong, f"{section}.{key}: no range or choice known for this field"
         for value in wrong:
             data = json.loads(json.dumps(stored))

@@ -98,8 +98,12 @@ def show(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Config and metrics as JSON.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the --plot file.")] = False,
+    samples: Annotated[
+        bool, typer.Option("--samples", help="The samples it drew as it trained, by step.")
+    ] = False,
 ) -> None:
-    """A run's config and its training and held-out loss curves."""
+    """A run's config and its training and held-out loss curves, then its latest sample."""
+    from charrnn_cli.commands.train_samples import latest_sample, list_samples
     from charrnn_cli.storage import outputs
     from charrnn_cli.storage.curves import ascii_chart, write_png
 
@@ -107,6 +111,9 @@ def show(
         raise UsageError(f"--plot {plot} is a folder: give it a file name such as loss.png")
     target = None if plot is None else outputs.check(plot, force, option="--plot")
     name = store.resolve(name)
+    if samples:
+        list_samples(name, json_out)
+        return
     cfg = store.read_config(name)
     problems: list[str] = []
     metrics = store.read_metrics(name, problems)
@@ -120,6 +127,8 @@ def show(
     train = [(r["step"], r["train_loss"]) for r in metrics if r.get("train_loss") is not None]
     val = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
     console.out(ascii_chart({"train": train, "held-out": val}, width=64, height=16))
+    if (last := latest_sample(name)) is not None:
+        console.out(last)
     if plot is not None:
         write_png(target, {"train": train, "held-out": val}, title=name)
         console.log(f"wrote {plot}")

@@ -26,6 +26,13 @@ from charrnn_cli.commands.options import (
     escaped,
     open_range,
 )
+from charrnn_cli.commands.train_samples import (
+    SampleEveryOption,
+    SampleLenOption,
+    SampleSeedOption,
+    SampleTemperatureOption,
+    show_sample,
+)
 from charrnn_cli.errors import CharrnnError, Interrupted
 from charrnn_cli.storage import store
 from charrnn_cli.training import lineage
@@ -184,6 +191,10 @@ def train(
             max=1024,
         ),
     ] = None,
+    sample_every: SampleEveryOption = None,
+    sample_len: SampleLenOption = None,
+    sample_seed: SampleSeedOption = None,
+    sample_temperature: SampleTemperatureOption = None,
     quiet: Annotated[
         bool, _opt("No progress, only errors.", PANEL_RUN, param_decls=["--quiet"])
     ] = False,
@@ -258,6 +269,8 @@ def _render(records: Iterable[Event], quiet: bool) -> Event | None:
             console.log(_step_text(rec))
         elif rec.kind == "eval":
             console.log(_eval_text(rec))
+        elif rec.kind == "sample":
+            show_sample(rec)
         elif rec.kind == "skip":
             console.warn(
                 f"step {rec.step}: loss not finite, step skipped ({rec.info['run']} in a row)"
@@ -289,6 +302,8 @@ def _render_live(records: Iterable[Event]) -> Event | None:
                 bar.update(task, completed=rec.step, stats=_step_text(rec, short=True))
             elif rec.kind == "eval":
                 bar.console.print(_eval_text(rec))
+            elif rec.kind == "sample":
+                show_sample(rec, bar.console)
             elif rec.kind == "skip":
                 bar.console.print(f"[yellow]step {rec.step}: loss not finite, skipped[/]")
             elif rec.kind == "end":

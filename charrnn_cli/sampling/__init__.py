@@ -5,7 +5,9 @@ request)` (generator.py): the CLI, the Python API and the export checks all do j
 it: `samples` (one text, `num` texts, beam search), `lines` (whole lines with filters),
 `streams` (B streams in lockstep and where a fresh sample starts), `steppers` (the cell
 equations in numpy for the CPU) and `strategy` (temperature, top-k/p and the noise that draws
-the next character). Importing this package does not import torch; `generate` and `load` do.
+the next character). Beside them, `during_training` draws the samples a run shows and keeps
+as it trains, and `kept` reads and writes them (samples.jsonl, torch-free). Importing this
+package does not import torch; `generate` and `load` do.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
     runs/<name>/config.json    model + training config, corpus, vocabulary, versions, format
                  metrics.jsonl  one JSON object a line (step, epoch, elapsed_s, lr, train_loss,
                                 chars_per_sec; val_loss and val_bpc on evaluation lines)
+                 samples.jsonl  the samples drawn as it trained (sampling/kept.py)
                  last.pt        the latest checkpoint (exact resume)
                  best.pt        the checkpoint with the lowest held-out loss
                  .lock          held by the one trainer writing this run
@@ -149,10 +150,11 @@ def rewrite_metrics(name: str, upto_step: int) -> None:
 
 
 class MetricsWriter:
-    """Appends one JSON line per record, flushed, each line whole (one write call)."""
+    """Appends one JSON line per record, flushed, each line whole (one write call), to the
+    run's metrics.jsonl (or to another of its JSON-lines files: `file`)."""
 
-    def __init__(self, name: str) -> None:
-        path = self.path = run_dir(name) / METRICS
+    def __init__(self, name: str, file: str = METRICS) -> None:
+        path = self.path = run_dir(name) / file
         # a kill mid-line leaves a torn tail: end it so the next record starts a fresh line
         with paths.storage_errors(path):
             if path.exists() and path.stat().st_size:

@@ -1,7 +1,8 @@
 """The training loop: stateful truncated BPTT with checkpoints, evaluation and exact resume.
 
-`train(job)` is a generator: it yields `Event`s (start, step, eval, save, skip, end) that the
-CLI renders, and writes the run's files itself (config.json, metrics.jsonl, last.pt, best.pt).
+`train(job)` is a generator: it yields `Event`s (start, step, eval, sample, save, skip, end) that
+the CLI renders, and writes the run's files itself (config.json, metrics.jsonl, samples.jsonl,
+last.pt, best.pt). A short sample follows each evaluation (sampling/during_training.py).
 It never prints. The loop carries the hidden state from each window to the next (see
 batches.py), evaluates the held-out tail at each epoch end, every `eval_every` steps and when
 training ends, and saves `last.pt` at each epoch end, every `save_every` minutes, at the end and
@@ -28,6 +29,7 @@ from charrnn_cli.data import batches
 from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
 from charrnn_cli.model import CharRNN, State, detach
+from charrnn_cli.sampling.during_training import TrainingSampler
 from charrnn_cli.storage import checkpoint, store
 from charrnn_cli.training import finetune, train_state
 from charrnn_cli.training.distributed import Comm
@@ -100,13 +102,15 @@ class Trainer:
         self.nan_steps = train_state.injected_nan_steps(comm.rank)
         self.total, self.lr = 0, 0.0
         self.meter = Meter(self.tcfg.batch_size * self.tcfg.seq_len * comm.world)
-        self.last_eval_step = -1
+        self.last_eval_step, self.last_val = -1, math.inf
         self.last_save = 0.0
         self.unit = "byte" if self.mcfg.vocab == "bytes" else "char"  # what an id is
         # the characters a byte run's scored held-out bytes make (continuation bytes aside)
         self.val_text_chars = (
             characters_in(self.shard.val_rows[:, 1:]) if self.unit == "byte" else 0
         )
+        sampler = TrainingSampler.of(self.tcfg, data.vocab, self.mcfg.vocab, self.shard.unigram)
+        self.sampler = sampler if comm.is_main else None  # one rank draws the samples
 
     def restore(self) -> None:
         """Take up where the checkpoint (fine-tuning: the parent's) left off; set the budget."""
@@ -147,6 +151,8 @@ class Trainer:
         s, job, dev = self.state, self.job, self.dev
         if self.comm.is_main:
             self.metrics = self._open_run()
+        if self.sampler is not None:
+            self.sampler.open(job.name, s.step)
         s.start_clock()
         self.lr = lr_at(self.tcfg, s.step, self.total, s.elapsed())
         self.meter.last = time.perf_counter()
@@ -220,6 +226,8 @@ class Trainer:
         yield from self._log(t_step)
         if tcfg.eval_every and s.step % tcfg.eval_every == 0:
             yield from self.evaluate_and_save(())
+        if self.sampler is not None and self.sampler.due(s.step):
+            yield self.sample()
         if tcfg.save_every and clock - self.last_save >= tcfg.save_every * 60:
             yield self.save(("last",))
             self.last_save = clock
@@ -317,7 +325,7 @@ class Trainer:
         improved = val.loss < s.best_val
         if improved:
             s.best_val = val.loss
-        self.last_eval_step = s.step
+        self.last_eval_step, self.last_val = s.step, val.loss
         # a byte run's loss is per byte; its bits/char spreads the same bits over the characters
         # the scored bytes make, the figure `charrnn eval` gives, so both kinds of run compare
         bpc, per_byte = val.bits_per_char, {}
@@ -338,10 +346,19 @@ class Trainer:
             rec = self.evaluate()
             yield rec
             improved = rec.best
+            if self.sampler is not None and self.sampler.after_evaluations:
+                yield self.sample()
         if improved or best_missing:
             which = (*which, "best")
         if which:
             yield self.save(which)
+
+    def sample(self) -> Event:
+        """Draw and keep a short sample of the model as it is now (rank 0 only)."""
+        val = self.last_val if self.last_eval_step == self.state.step else None
+        rec = self.sampler.take(self.model, self.state.step, val)  # type: ignore[union-attr]
+        info = {"temperature": rec["temperature"]}
+        return self._record("sample", val_loss=val, text=rec["text"], info=info)
 
     def save(self, which: tuple[str, ...]) -> Event:
         """Checkpoint to `which` (last, best); a collective: every rank takes part."""
@@ -377,6 +394,8 @@ class Trainer:
     def close(self) -> None:
         if self.metrics is not None:
             self.metrics.close()
+        if self.sampler is not None:
+            self.sampler.close()
 
     def _record(self, kind: Kind, **fields: Any) -> Event:
         s = self.state

@@ -23,12 +23,13 @@ from charrnn_cli.model import State
 from charrnn_cli.storage import checkpoint
 from charrnn_cli.training.distributed import Comm
 
-Kind = Literal["start", "step", "eval", "save", "skip", "end"]
+Kind = Literal["start", "step", "eval", "sample", "save", "skip", "end"]
 
 
 @dataclass
 class Event:
-    """What the training loop yields for the CLI to render: a start, a step, an evaluation..."""
+    """What the training loop yields for the CLI to render: a start, a step, an evaluation, a
+    sample (its `text`, the held-out `val_loss` at its step or None, info's temperature)..."""
 
     kind: Kind
     step: int = 0
@@ -44,6 +45,7 @@ class Event:
     best: bool = False
     reason: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None  # a sample's text (kind "sample")
 
 
 @dataclass
