@@ -11,6 +11,7 @@ Each refusal is an `ApiError`: a status, one message, and the field it is about.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ _KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a 
                dict: "an object"}  # fmt: skip
 MAX_LOGPROBS = 5  # OpenAI's cap on the likeliest characters listed a position
 MAX_STOPS = 4  # stop strings a request, as OpenAI allows
+MAX_TEMPERATURE = 100.0  # as `charrnn sample --temperature` allows
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,18 @@ def _numbers(body: dict[str, Any], limits: Limits) -> dict[str, Any]:
     logprobs = _typed(body, "logprobs", (int,), None)
     if logprobs is not None and not 0 <= logprobs <= MAX_LOGPROBS:
         raise _bad(f"logprobs must be between 0 and {MAX_LOGPROBS}", "logprobs")
+    temperature = float(_typed(body, "temperature", num, 1.0))
+    top_p = float(_typed(body, "top_p", num, 1.0))
+    # JSON's parsers take NaN, Infinity and 1e999 (inf): no number a sampler can draw with
+    for key, value in (("temperature", temperature), ("top_p", top_p)):
+        if not math.isfinite(value):
+            raise _bad(f"{key} must be a finite number, not {value}", key)
+    if temperature > MAX_TEMPERATURE:
+        raise _bad(f"temperature must be {MAX_TEMPERATURE:g} or less", "temperature")
     return {
         "length": max_tokens,
-        "temperature": float(_typed(body, "temperature", num, 1.0)),
-        "top_p": float(_typed(body, "top_p", num, 1.0)),
+        "temperature": temperature,
+        "top_p": top_p,
         "top_k": None if top_k in (-1, 0) else top_k,  # -1 or 0: off, as vLLM takes it
         "num": _typed(body, "n", (int,), 1),
         "random_seed": seed,
