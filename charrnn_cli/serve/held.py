@@ -62,8 +62,8 @@ class Scores:
 
     def __init__(self, k: int) -> None:
         self.k = k
-        self.ids, self.lps = array("l"), array("d")
-        self.top_ids, self.top_lps = array("l"), array("d")
+        self.ids, self.lps = array("i"), array("d")
+        self.top_ids, self.top_lps = array("i"), array("d")
         self.head = 0  # positions before this one were taken (dropped lazily)
 
     def __len__(self) -> int:

@@ -31,7 +31,7 @@ class Stops:
 
 
 def _failure(s: str) -> array:
-    fail = array("l", bytes(8 * len(s)))
+    fail = array("i", bytes(4 * len(s)))
     k = 0
     for i in range(1, len(s)):
         c = s[i]
