@@ -235,8 +235,14 @@ async def _events(
         return _sse({"object": "text_completion", **meta, "choices": [choice]})
 
     try:
-        out = [chunk(i, "", None, None, head) for i, head in enumerate(heads) if head]
-        size = sum(map(len, out))
+        out, size = [], 0
+        for i, head in enumerate(heads):
+            if head:  # an echoed prompt, written at once (a long one alone)
+                out.append(chunk(i, "", None, None, head))
+                size += len(out[-1])
+                if size >= WRITE_CHARS:
+                    yield "".join(out)
+                    out, size = [], 0
         while updates := await sink.take():
             for u in updates:
                 out.append(chunk(u.index, u.text, u.logprobs, u.finish))

@@ -14,6 +14,7 @@ not depend on who else is being served.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import threading
 import time
@@ -38,7 +39,7 @@ from charrnn_cli.vocab import Utf8Bytes
 
 FLUSH_STEPS = 16  # text is posted at least every this many steps...
 FLUSH_SECONDS = 0.02  # ...or this often
-PRIMED = 256  # prompts whose primed state is kept
+PRIMED = 256  # prompts whose primed state is kept (by a digest: a prompt may be 64 Ki characters)
 
 
 class Batcher:
@@ -62,7 +63,7 @@ class Batcher:
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.primer = ThreadPoolExecutor(1, thread_name_prefix="charrnn-primer")
-        self.primed: OrderedDict[tuple[int, ...], tuple[np.ndarray, object]] = OrderedDict()
+        self.primed: OrderedDict[bytes, tuple[np.ndarray, object]] = OrderedDict()
         self.thread = threading.Thread(target=self._run, name="charrnn-batcher", daemon=True)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -162,7 +163,7 @@ class Batcher:
 
     @torch.inference_mode()
     def _primed(self, ids: list[int]) -> tuple[np.ndarray, object]:
-        key = tuple(ids)
+        key = hashlib.blake2b(np.asarray(ids, np.int64).tobytes(), digest_size=16).digest()
         if key in self.primed:
             self.primed.move_to_end(key)
             return self.primed[key]

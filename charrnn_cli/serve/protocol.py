@@ -36,6 +36,13 @@ _KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a 
 MAX_LOGPROBS = 5  # OpenAI's cap on the likeliest characters listed a position
 MAX_STOPS = 4  # stop strings a request, as OpenAI allows
 MAX_TEMPERATURE = 100.0  # as `charrnn sample --temperature` allows
+# a request's memory bound (Limits.request_bytes): a character made costs at most its text (1-4
+# bytes, in pieces), its logprobs (72 bytes at logprobs 5: serve.held.Scores) and its share of
+# the answer being written; an echoed one, its copy in the choice's text (the prompt is shared,
+# its logprobs are written a slice at a time); BASE_BYTES is what answering any request costs
+BYTES_A_CHARACTER = 96
+BYTES_ECHOED = 16
+BASE_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,17 @@ class Limits:
     max_prompt: int = 65_536  # characters of a prompt
     max_choices: int = 128  # n x prompts in one request
     buffer: int = 1 << 20  # characters a request may hold unread before it is dropped
+
+    @property
+    def request_bytes(self) -> int:
+        """The most memory one request may take while it is served, by these caps
+        (docs/serve.md): BYTES_A_CHARACTER for each character its choices may make, BYTES_ECHOED
+        for each they may echo (a prompt no longer than the body), its body 16 times over
+        (read, parsed, its stop strings' tables), and BASE_BYTES."""
+        choices = min(self.max_choices, self.max_streams + self.max_queue)
+        made = choices * self.max_tokens * BYTES_A_CHARACTER
+        echoed = choices * min(self.max_prompt, self.max_body) * BYTES_ECHOED
+        return made + echoed + 16 * self.max_body + BASE_BYTES
 
 
 class ApiError(Exception):
