@@ -61,10 +61,45 @@ def serve(
             max=1 << 30,
         ),
     ] = 1 << 20,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve /v1/ only to requests with Authorization: Bearer KEY.",
+            metavar="KEY",
+            envvar="CHARRNN_API_KEY",
+            show_default=False,
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A Host name to answer for beside loopback ones, while on loopback (repeat "
+            "for more; e.g. behind a proxy).",
+            metavar="NAME",
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A web page's origin (e.g. http://localhost:3000, or *) allowed to call the "
+            "server from a browser (repeat for more) [none].",
+            metavar="ORIGIN",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve a non-loopback address without an API key.",
+        ),
+    ] = False,
 ) -> None:
     """Serve runs over HTTP: OpenAI's /v1/completions (streaming too), /v1/models, a page at /."""
+    if api_key is not None and not api_key.strip():
+        raise UsageError("--api-key (or CHARRNN_API_KEY) is empty")
     try:
         from charrnn_cli.serve import server
+        from charrnn_cli.serve.access import Access
         from charrnn_cli.serve.protocol import Limits
     except ImportError as exc:
         raise UsageError(
@@ -74,6 +109,9 @@ def serve(
     limits = Limits(max_streams=max_streams, max_queue=max_queue, max_tokens=max_tokens,
                     max_body=max_body, buffer=max_unread)  # fmt: skip
     sock = server.bind(host, port)  # first: a port in use is said before any loading
+    hosts = tuple(h.strip().strip("[]").lower() for h in allowed_host or [])
+    origins = tuple(o.strip().rstrip("/") for o in cors_origin or [])
+    access = server.guard(sock, Access(True, api_key, hosts, origins), insecure)
     try:
         models = server.load_models(run or [], checkpoint, limits)
     except BaseException:
@@ -89,7 +127,7 @@ def serve(
         url = escape(f"http://{shown}:{where[1]}/")
         console.log(f"serving {escape(names)} at {url} (OpenAI API under /v1; Ctrl-C stops)")
 
-    stopped_by = server.serve(models, sock, limits, ready)
+    stopped_by = server.serve(models, sock, limits, ready, access)
     if stopped_by is not None:
         console.log(f"{signal_name(stopped_by)}: stopped serving")
         raise typer.Exit(signal_exit_code(stopped_by))

@@ -14,6 +14,9 @@ from typing import Literal
 from charrnn_cli.errors import UsageError
 
 Unknown = Literal["error", "skip"]
+# below this a temperature is greedy: softmax(logits / T) is then one-hot up to float32 ties,
+# and 1 / T would overflow float32 near 1e-38 (inf * 0 = NaN logits)
+MIN_TEMPERATURE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -100,4 +103,5 @@ class SampleRequest:
 
     @property
     def effective_temperature(self) -> float:
-        return 0.0 if self.greedy else self.temperature
+        """The temperature drawn at: 0 (greedy) when asked, or below MIN_TEMPERATURE."""
+        return 0.0 if self.greedy or self.temperature < MIN_TEMPERATURE else self.temperature

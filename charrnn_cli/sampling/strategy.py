@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from charrnn_cli.sampling.request import MIN_TEMPERATURE
+
 NOISE_VALUES = 1 << 14  # noise values per stream and block (rows x vocabulary)
 AHEAD_STREAMS = 8  # from this many streams, the next block is drawn on a worker thread
 
@@ -26,6 +28,10 @@ class Strategy:
     temperature: float = 1.0  # 0 means greedy
     top_k: int | None = None  # keep only the k most likely characters
     top_p: float | None = None  # keep the smallest set whose probability reaches p
+
+    def __post_init__(self) -> None:
+        if self.temperature < MIN_TEMPERATURE:  # greedy: 1 / T would overflow float32
+            self.temperature = 0.0
 
     @property
     def greedy(self) -> bool:

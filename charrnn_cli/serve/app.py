@@ -25,17 +25,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from charrnn_cli.serve import protocol
-from charrnn_cli.serve.jobs import Sink, Update
-from charrnn_cli.serve.logprobs import shaped
+from charrnn_cli.serve.access import Access, Guard, drain
+from charrnn_cli.serve.held import Scores, shaped, shaped_json
+from charrnn_cli.serve.jobs import Sink
 from charrnn_cli.serve.page import PAGE
 from charrnn_cli.serve.protocol import ApiError, Completion, Limits
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
     from charrnn_cli.serve.batcher import Batcher
 
 DISCONNECT_CHECK = 1.0  # seconds between checks that a non-streaming client is still there
+WRITE_CHARS = 1 << 16  # a response is written in pieces of about this many characters
 
 
 @dataclass
@@ -64,8 +66,8 @@ class Served:
         return [[self.ids[c] for c in r.prompt] for r in completion.requests]
 
 
-def build(models: list[Served], limits: Limits) -> Starlette:
-    """The app for `models` (the first is the default), held to `limits`."""
+def build(models: list[Served], limits: Limits, access: Access | None = None) -> Guard:
+    """The app for `models` (the first is the default), held to `limits`, behind `access`."""
     by_name = {m.name: m for m in models}
 
     async def completions(request: Request) -> Response:
@@ -80,10 +82,10 @@ def build(models: list[Served], limits: Limits) -> Starlette:
         meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served.name}
         if completion.stream:
             return StreamingResponse(
-                _events(sink, completion, meta), media_type="text/event-stream",
+                _events(sink, completion, meta, served.vocab), media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )  # fmt: skip
-        return JSONResponse(await _whole(request, sink, completion, meta))
+        return await _whole(request, sink, completion, meta, served.vocab)
 
     async def list_models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [_card(m) for m in models]})
@@ -111,7 +113,7 @@ def build(models: list[Served], limits: Limits) -> Starlette:
         Route("/v1/completions", completions, methods=["POST"]),
     ]
     handlers: dict[Any, Any] = {ApiError: _api_error, HTTPException: _http_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    return Guard(Starlette(routes=routes, exception_handlers=handlers), access or Access())
 
 
 def _card(m: Served) -> dict[str, Any]:
@@ -132,16 +134,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _body(request: Request, cap: int) -> bytes:
-    """The request body, refused with a 413 once it is over `cap` bytes."""
+    """The request body, refused with a 413 once it is over `cap` bytes: the rest is read and
+    discarded first (within bounds), so a client still sending reads the 413, not a reset."""
     too_big = ApiError(413, f"the request body is over this server's {cap} bytes", None,
                        "request_too_large")  # fmt: skip
     declared = request.headers.get("content-length", "")
+    stream = request.stream()
     if declared.isdigit() and int(declared) > cap:
+        await drain(stream, int(declared))
         raise too_big
     chunks, size = [], 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > cap:
+            await drain(stream)
             raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
@@ -152,20 +158,13 @@ def _heads(completion: Completion) -> list[str]:
     return [r.prompt if r.echo else "" for r in completion.requests for _ in range(r.num)]
 
 
-def _logprobs(head: str, update: Update, offset: int) -> dict[str, Any] | None:
-    if update.logprobs is None:
-        return None
-    entries = [(c, None, None) for c in head] + update.logprobs  # echoed prompt: not scored
-    return shaped(entries, offset)
-
-
 async def _whole(
-    request: Request, sink: Sink, completion: Completion, meta: dict[str, Any]
-) -> dict[str, Any]:
-    """Wait for every choice (noticing a client that goes away) and shape the response."""
+    request: Request, sink: Sink, completion: Completion, meta: dict[str, Any], vocab: str
+) -> Response:
+    """Wait for every choice (noticing a client that goes away) and answer them all."""
     heads = _heads(completion)
     texts, finish, made = list(heads), [None] * len(heads), [0] * len(heads)
-    lps: list[list] = [[] for _ in heads]
+    scores: list[Scores | None] = [None] * len(heads)
     while not sink.finished or sink.pending:
         try:
             updates = await asyncio.wait_for(sink.take(), DISCONNECT_CHECK)
@@ -173,24 +172,42 @@ async def _whole(
             if await request.is_disconnected():
                 sink.fail("the client went away")
             continue
-        for u in updates:
+        for u in updates:  # a whole choice's text (and scores) come in its one last update
             texts[u.index] += u.text
             finish[u.index], made[u.index] = u.finish or finish[u.index], made[u.index] + u.made
-            lps[u.index] += u.logprobs or []
+            scores[u.index] = u.logprobs
     if sink.failed:
         raise ApiError(503, f"the completion was ended: {sink.failed}", None, "ended")
-    scored = completion.logprobs is not None
-    choices = [
-        {
-            "text": text,
-            "index": i,
-            "logprobs": _logprobs(heads[i], Update(i, "", lps[i]), 0) if scored else None,
-            "finish_reason": finish[i],
-        }
-        for i, text in enumerate(texts)
-    ]
-    return {"object": "text_completion", **meta, "choices": choices,
-            "usage": _usage(completion, sum(made))}  # fmt: skip
+    usage = _usage(completion, sum(made))
+    if completion.logprobs is None:
+        choices = [{"text": text, "index": i, "logprobs": None, "finish_reason": finish[i]}
+                   for i, text in enumerate(texts)]  # fmt: skip
+        return JSONResponse({"object": "text_completion", **meta, "choices": choices,
+                             "usage": usage})  # fmt: skip
+
+    def pieces() -> Iterator[str]:  # written as made: never all of it as Python objects
+        yield json.dumps({"object": "text_completion", **meta})[:-1] + ', "choices": ['
+        for i, text in enumerate(texts):
+            yield (", " if i else "") + '{"text": ' + json.dumps(text, ensure_ascii=False)
+            yield f', "index": {i}, "logprobs": '
+            yield from shaped_json(vocab, heads[i], scores[i] or Scores(0))
+            yield f', "finish_reason": {json.dumps(finish[i])}}}'
+            texts[i], scores[i] = "", None  # written: let them go
+        yield '], "usage": ' + json.dumps(usage) + "}"
+
+    return StreamingResponse(_batched(pieces()), media_type="application/json")
+
+
+def _batched(pieces: Iterator[str]) -> Iterator[bytes]:
+    """Pieces of text joined into writes of about WRITE_CHARS characters."""
+    out, size = [], 0
+    for piece in pieces:
+        out.append(piece)
+        size += len(piece)
+        if size >= WRITE_CHARS:
+            yield "".join(out).encode()
+            out, size = [], 0
+    yield "".join(out).encode()
 
 
 def _usage(completion: Completion, made: int) -> dict[str, int]:
@@ -202,30 +219,39 @@ def _sse(value: Any) -> str:
     return f"data: {json.dumps(value, ensure_ascii=False)}\n\n"
 
 
-async def _events(sink: Sink, completion: Completion, meta: dict[str, Any]) -> AsyncIterator[str]:
-    """The completion as server-sent events, a chunk per choice per flush, then [DONE]."""
+async def _events(
+    sink: Sink, completion: Completion, meta: dict[str, Any], vocab: str
+) -> AsyncIterator[str]:
+    """The completion as server-sent events, a chunk per choice per flush, then [DONE]; what
+    is taken is written in pieces of about WRITE_CHARS characters, then dropped."""
     heads, made = _heads(completion), 0
     offsets = [0] * len(heads)
+    scored = completion.logprobs is not None
 
-    def chunk(i: int, text: str, lp: Any, finish: str | None) -> str:
-        choice = {"text": text, "index": i, "logprobs": lp, "finish_reason": finish}
-        offsets[i] += len(text)
+    def chunk(i: int, text: str, scores: Scores | None, finish: str | None, head: str = "") -> str:
+        lp = shaped(vocab, head, scores, offsets[i]) if scored else None
+        choice = {"text": head + text, "index": i, "logprobs": lp, "finish_reason": finish}
+        offsets[i] += len(head) + len(text)
         return _sse({"object": "text_completion", **meta, "choices": [choice]})
 
     try:
-        out = []
+        out, size = [], 0
         for i, head in enumerate(heads):
-            if head:
-                scored = completion.logprobs is not None
-                lp = _logprobs(head, Update(i, "", []), 0) if scored else None
-                out.append(chunk(i, head, lp, None))
+            if head:  # an echoed prompt, written at once (a long one alone)
+                out.append(chunk(i, "", None, None, head))
+                size += len(out[-1])
+                if size >= WRITE_CHARS:
+                    yield "".join(out)
+                    out, size = [], 0
         while updates := await sink.take():
             for u in updates:
-                lp = _logprobs("", u, offsets[u.index]) if u.logprobs is not None else None
-                out.append(chunk(u.index, u.text, lp, u.finish))
-                made += u.made
+                out.append(chunk(u.index, u.text, u.logprobs, u.finish))
+                made, size = made + u.made, size + len(out[-1])
+                if size >= WRITE_CHARS:
+                    yield "".join(out)
+                    out, size = [], 0
             yield "".join(out)
-            out = []
+            out, size = [], 0
         if sink.failed:
             yield _sse(ApiError(503, f"the completion was ended: {sink.failed}").body())
         if completion.include_usage:

@@ -14,6 +14,8 @@ not depend on who else is being served.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -29,14 +31,15 @@ from charrnn_cli.sampling.pool import Joiner, Pool
 from charrnn_cli.sampling.samples import first_char
 from charrnn_cli.sampling.start import prime
 from charrnn_cli.sampling.strategy import Strategy
-from charrnn_cli.serve.jobs import Job, Sink, Update, deliver
+from charrnn_cli.serve.jobs import Job, Sink, Update, deliver, piece, take
 from charrnn_cli.serve.logprobs import Logprobs
 from charrnn_cli.serve.protocol import ApiError, Completion, Limits
+from charrnn_cli.serve.stops import Stops
 from charrnn_cli.vocab import Utf8Bytes
 
 FLUSH_STEPS = 16  # text is posted at least every this many steps...
 FLUSH_SECONDS = 0.02  # ...or this often
-PRIMED = 256  # prompts whose primed state is kept
+PRIMED = 256  # prompts whose primed state is kept (by a digest: a prompt may be 64 Ki characters)
 
 
 class Batcher:
@@ -60,7 +63,7 @@ class Batcher:
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.primer = ThreadPoolExecutor(1, thread_name_prefix="charrnn-primer")
-        self.primed: OrderedDict[tuple[int, ...], tuple[np.ndarray, object]] = OrderedDict()
+        self.primed: OrderedDict[bytes, tuple[np.ndarray, object]] = OrderedDict()
         self.thread = threading.Thread(target=self._run, name="charrnn-batcher", daemon=True)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -85,20 +88,20 @@ class Batcher:
                     "server_full",
                 )  # fmt: skip
             self.admitted += k
-        sink = Sink(k, self.limits.buffer, self.cancel)
+        sink = Sink(k, self.limits.buffer, self.cancel, completion.stream)
+        stops = Stops(completion.stop) if completion.stop else None  # one per request
         index = 0
         for request, ids in zip(completion.requests, ids_of, strict=True):
             for j in range(request.num):
                 seed = None if request.random_seed is None else request.random_seed + j
                 decoder = Utf8Bytes() if self.sm.kind == "bytes" else None
-                job = Job(index, sink, request, ids, seed, completion.stop, completion.logprobs,
+                job = Job(index, sink, request, ids, seed, stops, completion.logprobs,
                           completion.stream, decoder)  # fmt: skip
                 sink.jobs.append(job)
                 index += 1
                 if request.length == 0:
                     self._ended(job)
-                    sink.put(Update(job.index, "", [] if job.logprobs is not None else None,
-                                    "length"))  # fmt: skip
+                    sink.put(Update(job.index, "", job.scores, "length"))
                 else:
                     self.primer.submit(self._prime, job)
         return sink
@@ -133,16 +136,20 @@ class Batcher:
                 self._ended(job)
                 self._post([(job.sink, Update(job.index, "", None, "stop"))])
                 return
+            if job.stops is not None:
+                job.stops.tables  # noqa: B018 (built here, once a request, off the loop)
             rng = np.random.default_rng(job.seed)
             ids = job.prompt_ids
             if not ids:  # as `sample` does: a first character from the corpus's frequencies
                 first = first_char(rng, self.sm.unigram, len(self.sm.vocab))
                 ids, job.drawn = [first], 1
+                if job.scores is not None:  # drawn, not scored
+                    job.scores.add(first, math.nan, [0] * job.scores.k, [0.0] * job.scores.k)
                 head = self.sm.vocab[first]
-                head = head if job.decoder is None else job.decoder.feed(head)
-                job.pieces.append(head)
-                job.size, job.tail, job.unsent = len(head), head, head if job.stream else ""
-                job.lps.append((head, None, None))
+                if take(job, head if job.decoder is None else job.decoder.feed(head)):
+                    self._ended(job)  # the first character is a stop string: nothing more
+                    self._post([(job.sink, piece(job, final=True, finish="stop"))])
+                    return
             logits, h = self._primed(ids)
             s = job.request
             strategy = Strategy(s.effective_temperature, s.top_k, s.top_p)
@@ -156,7 +163,7 @@ class Batcher:
 
     @torch.inference_mode()
     def _primed(self, ids: list[int]) -> tuple[np.ndarray, object]:
-        key = tuple(ids)
+        key = hashlib.blake2b(np.asarray(ids, np.int64).tobytes(), digest_size=16).digest()
         if key in self.primed:
             self.primed.move_to_end(key)
             return self.primed[key]
@@ -237,13 +244,13 @@ class Batcher:
             if job.decoder is not None:  # a byte run: whole characters only, until the end
                 new = job.decoder.feed(new, final=r in done)
             self.since[r] = self.t
-            finish = _take(job, new)
+            finish = take(job, new)
             if finish is None and r in done:
                 finish = "length"
             if finish is not None:
                 ended[r] = finish
-            elif job.stream and (piece := _piece(job, final=False)).text:
-                updates.append((job.sink, piece))
+            elif job.stream and (posted := piece(job, final=False)).text:
+                updates.append((job.sink, posted))
         self._post(updates)
         for r in sorted(ended, reverse=True):
             self._end_rows([r], ended[r])
@@ -253,8 +260,8 @@ class Batcher:
         for r in sorted(rows, reverse=True):
             job = self.jobs[r]
             if job.decoder is not None and finish == "length":  # a cut-off character: U+FFFD
-                _take(job, job.decoder.finish())
-            self._post([(job.sink, _piece(job, final=True, finish=finish))])
+                finish = take(job, job.decoder.finish()) or finish
+            self._post([(job.sink, piece(job, final=True, finish=finish))])
             self._remove(r)
             self._ended(job)
 
@@ -275,41 +282,3 @@ class Batcher:
                 self.loop.call_soon_threadsafe(deliver, updates)
             except RuntimeError:  # the loop has closed: nobody is listening
                 pass
-
-
-def _take(job: Job, new: str) -> str | None:
-    """Add new text to the job; "stop" (the text cut before it) when a stop string appears."""
-    if not new:
-        return None
-    if job.stops:
-        window = job.tail + new
-        found = [at for at in (window.find(s) for s in job.stops) if at >= 0]
-        if found:
-            keep = min(found) - len(job.tail)  # characters of `new` before the stop string
-            job.pieces.append(new[: max(keep, 0)])  # (keep < 0: it began in the tail)
-            cut = job.size + keep
-            job.unsent = job.unsent[: len(job.unsent) - (job.size - cut)] if keep < 0 else (
-                job.unsent + new[:keep])  # fmt: skip
-            job.size = cut
-            del job.lps[cut:]
-            return "stop"
-        job.tail = window[-job.holdback :] if job.holdback else ""
-    job.pieces.append(new)
-    job.size += len(new)
-    if job.stream:
-        job.unsent += new
-    return None
-
-
-def _piece(job: Job, *, final: bool, finish: str | None = None) -> Update:
-    """The job's next piece to post: what is unsent, less what a stop string may yet claim."""
-    text = job.unsent if final or not job.holdback else job.unsent[: -job.holdback]
-    if not job.stream:
-        text = "".join(job.pieces)[: job.size] if final else ""
-    job.unsent = job.unsent[len(text) :] if job.stream else ""
-    lps = None
-    if job.logprobs is not None:
-        start = job.sent_lps if job.stream else 0
-        lps = job.lps[start : start + len(text)]
-        job.sent_lps = start + len(text)
-    return Update(job.index, text, lps, finish, job.size if final else 0)

@@ -2,16 +2,15 @@
 
 They are the model's own distribution at each position (softmax of its logits, before
 temperature and top-k/p), the per-character surprisal `charrnn viz` shows, in OpenAI's
-completions shape: `tokens`, `token_logprobs`, `top_logprobs`, `text_offset`.
+completions shape (`serve.held.shaped`): `tokens`, `token_logprobs`, `top_logprobs`,
+`text_offset`. Each row's are kept compactly in its job's `Scores` until they are sent.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from charrnn_cli.serve.jobs import Job, Logprob
+from charrnn_cli.serve.jobs import Job
 
 
 class Logprobs:
@@ -29,21 +28,12 @@ class Logprobs:
     def after(self, wanted: tuple[list[int], np.ndarray], ids: np.ndarray, jobs: list[Job]) -> None:
         """Record, for each row that asked, the character drawn and the likeliest k."""
         rows, lp = wanted
-        vocab = self.vocab
-        order = np.argsort(-lp, axis=-1, kind="stable")
-        for k, r in enumerate(rows):
-            job, i = jobs[r], int(ids[r])
-            top = {vocab[j]: float(lp[k, j]) for j in order[k, : job.logprobs].tolist()}
-            entry: Logprob = (vocab[i], float(lp[k, i]), top)
-            job.lps.append(entry)
-
-
-def shaped(entries: list[Logprob], offset: int) -> dict[str, Any]:
-    """OpenAI's `logprobs` object for a piece of text that starts at `offset` in its choice."""
-    offsets = list(range(offset, offset + len(entries)))
-    return {
-        "tokens": [e[0] for e in entries],
-        "token_logprobs": [e[1] for e in entries],
-        "top_logprobs": [e[2] for e in entries],
-        "text_offset": offsets,
-    }
+        k = max(jobs[r].logprobs or 0 for r in rows)
+        order = np.argsort(-lp, axis=-1, kind="stable")[:, :k]
+        top = np.take_along_axis(lp, order, -1).tolist()
+        order, drawn = order.tolist(), ids[rows].tolist()
+        chosen = lp[np.arange(len(rows)), drawn].tolist()
+        for n, r in enumerate(rows):
+            scores = jobs[r].scores
+            assert scores is not None
+            scores.add(drawn[n], chosen[n], order[n][: scores.k], top[n][: scores.k])

@@ -1,5 +1,7 @@
 """The page `GET /` serves: type a prompt, pick a model, temperature and length, and watch the
-text stream in from the server's own `/v1/completions` (nothing else is loaded). Torch-free."""
+text stream in from the server's own `/v1/completions` (nothing else is loaded). Its requests
+pass the server's access rules as any client's: same origin, `application/json`, and the API
+key typed in when the server has one. Torch-free."""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -19,26 +21,34 @@ label{margin-right:1rem}input[type=number]{width:6rem}.muted{color:#777}
   <input id="temperature" type="number" value="0.8" min="0" max="2" step="0.1"></label>
 <label>characters <input id="length" type="number" value="500" min="1" max="100000"></label>
 <label>seed <input id="seed" type="number" min="0" placeholder="random"></label>
+<label>API key <input id="key" type="password" size="10" placeholder="if it has one"></label>
 <button id="go">Generate</button> <button id="halt" disabled>Stop</button></p>
 <pre id="out"></pre><p id="status" class="muted"></p>
 <script>
 const $ = id => document.getElementById(id);
 let reader = null;
-fetch("/v1/models").then(r => r.json()).then(j => {
-  for (const m of j.data) {
-    const o = document.createElement("option"); o.textContent = m.id; $("model").append(o);
-  }
-});
+const auth = () => $("key").value ? {Authorization: "Bearer " + $("key").value} : {};
+function models() {
+  fetch("/v1/models", {headers: auth()}).then(r => r.json()).then(j => {
+    if (j.error) { $("status").textContent = j.error.message; return; }
+    $("model").replaceChildren(); $("status").textContent = "";
+    for (const m of j.data) {
+      const o = document.createElement("option"); o.textContent = m.id; $("model").append(o);
+    }
+  });
+}
+models();
+$("key").onchange = models;
 async function go() {
-  const body = {model: $("model").value, prompt: $("prompt").value, stream: true, echo: true,
-    max_tokens: +$("length").value, temperature: +$("temperature").value};
+  const body = {model: $("model").value || undefined, prompt: $("prompt").value, stream: true,
+    echo: true, max_tokens: +$("length").value, temperature: +$("temperature").value};
   if ($("seed").value !== "") body.seed = +$("seed").value;
   $("out").textContent = ""; $("status").textContent = "";
   $("go").disabled = true; $("halt").disabled = false;
   const t0 = performance.now(); let n = 0;
   try {
     const r = await fetch("/v1/completions", {method: "POST", body: JSON.stringify(body),
-      headers: {"Content-Type": "application/json"}});
+      headers: {"Content-Type": "application/json", ...auth()}});
     if (!r.ok) { $("status").textContent = (await r.json()).error.message; return; }
     reader = r.body.getReader(); const dec = new TextDecoder(); let buf = "";
     for (;;) {

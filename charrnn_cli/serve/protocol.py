@@ -11,6 +11,7 @@ Each refusal is an `ApiError`: a status, one message, and the field it is about.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,14 @@ _KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a 
                dict: "an object"}  # fmt: skip
 MAX_LOGPROBS = 5  # OpenAI's cap on the likeliest characters listed a position
 MAX_STOPS = 4  # stop strings a request, as OpenAI allows
+MAX_TEMPERATURE = 100.0  # as `charrnn sample --temperature` allows
+# a request's memory bound (Limits.request_bytes): a character made costs at most its text (1-4
+# bytes, in pieces), its logprobs (72 bytes at logprobs 5: serve.held.Scores) and its share of
+# the answer being written; an echoed one, its copy in the choice's text (the prompt is shared,
+# its logprobs are written a slice at a time); BASE_BYTES is what answering any request costs
+BYTES_A_CHARACTER = 96
+BYTES_ECHOED = 16
+BASE_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,17 @@ class Limits:
     max_prompt: int = 65_536  # characters of a prompt
     max_choices: int = 128  # n x prompts in one request
     buffer: int = 1 << 20  # characters a request may hold unread before it is dropped
+
+    @property
+    def request_bytes(self) -> int:
+        """The most memory one request may take while it is served, by these caps
+        (docs/serve.md): BYTES_A_CHARACTER for each character its choices may make, BYTES_ECHOED
+        for each they may echo (a prompt no longer than the body), its body 16 times over
+        (read, parsed, its stop strings' tables), and BASE_BYTES."""
+        choices = min(self.max_choices, self.max_streams + self.max_queue)
+        made = choices * self.max_tokens * BYTES_A_CHARACTER
+        echoed = choices * min(self.max_prompt, self.max_body) * BYTES_ECHOED
+        return made + echoed + 16 * self.max_body + BASE_BYTES
 
 
 class ApiError(Exception):
@@ -146,10 +166,18 @@ def _numbers(body: dict[str, Any], limits: Limits) -> dict[str, Any]:
     logprobs = _typed(body, "logprobs", (int,), None)
     if logprobs is not None and not 0 <= logprobs <= MAX_LOGPROBS:
         raise _bad(f"logprobs must be between 0 and {MAX_LOGPROBS}", "logprobs")
+    temperature = float(_typed(body, "temperature", num, 1.0))
+    top_p = float(_typed(body, "top_p", num, 1.0))
+    # JSON's parsers take NaN, Infinity and 1e999 (inf): no number a sampler can draw with
+    for key, value in (("temperature", temperature), ("top_p", top_p)):
+        if not math.isfinite(value):
+            raise _bad(f"{key} must be a finite number, not {value}", key)
+    if temperature > MAX_TEMPERATURE:
+        raise _bad(f"temperature must be {MAX_TEMPERATURE:g} or less", "temperature")
     return {
         "length": max_tokens,
-        "temperature": float(_typed(body, "temperature", num, 1.0)),
-        "top_p": float(_typed(body, "top_p", num, 1.0)),
+        "temperature": temperature,
+        "top_p": top_p,
         "top_k": None if top_k in (-1, 0) else top_k,  # -1 or 0: off, as vLLM takes it
         "num": _typed(body, "n", (int,), 1),
         "random_seed": seed,

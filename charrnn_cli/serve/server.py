@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from charrnn_cli.errors import CharrnnError, UsageError
+from charrnn_cli.serve.access import Access, is_loopback
 from charrnn_cli.serve.app import Served, build
 from charrnn_cli.serve.batcher import Batcher
 from charrnn_cli.serve.protocol import Limits
@@ -61,6 +62,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def guard(sock: socket.socket, access: Access, insecure: bool) -> Access:
+    """The access rules for the bound socket: a loopback one checks Host names; any other
+    needs an API key unless told `insecure` (one line and the socket closed otherwise)."""
+    address = sock.getsockname()[0]
+    loopback = is_loopback(address)
+    if not loopback and access.api_key is None and not insecure:
+        sock.close()
+        raise UsageError(
+            f"refusing to serve on {address}, beyond this machine, without an API key: "
+            "give --api-key KEY (or CHARRNN_API_KEY), or --insecure to serve anyone who can "
+            "reach it"
+        )
+    return Access(loopback, access.api_key, access.allowed_hosts, access.cors_origins)
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server that starts the batchers on its loop and, on a signal, ends the streams
     in flight at once (instead of waiting for them) and keeps the signal for the exit code."""
@@ -93,10 +109,11 @@ def serve(
     sock: socket.socket,
     limits: Limits,
     ready: Callable[[], Any] | None = None,
+    access: Access | None = None,
 ) -> int | None:
     """Serve until a signal; return its number (None when the server stopped otherwise)."""
     config = uvicorn.Config(
-        build(models, limits), log_level="warning", access_log=False, lifespan="off",
+        build(models, limits, access), log_level="warning", access_log=False, lifespan="off",
         timeout_graceful_shutdown=GRACE_SECONDS, server_header=False,
     )  # fmt: skip
     server = _Server(config, [m.batcher for m in models])
