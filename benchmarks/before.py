@@ -6,11 +6,12 @@ streams copied to int64 (8 bytes a character); every evaluation scored the whole
 from __future__ import annotations
 
 import hashlib
+import importlib
 from pathlib import Path
 
 import numpy as np
 
-from charrnn_cli import batches, train
+from charrnn_cli import batches
 from charrnn_cli.data import check_data
 from charrnn_cli.encode import Encoded, smallest_dtype
 
@@ -72,4 +73,5 @@ def install() -> None:
     batches.streams = _int64_streams
     deal = batches.deal
     batches.deal = lambda *args: deal(*args[:6])  # without the encoding's counts
+    train = importlib.import_module("charrnn_cli.train")  # charrnn_cli.train: the API's
     train.check_data = lambda ids, cfg, world, distinct=None: check_data(ids, cfg, world)

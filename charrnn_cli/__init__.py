@@ -1,13 +1,17 @@
 """charrnn: character-level recurrent language models from the command line and from Python.
 
 This module knows the version and names the Python API (api.py), imported when first used: so
-`import charrnn_cli` and `charrnn --help` stay fast and never import torch; `load` does.
+`import charrnn_cli` and `charrnn --help` stay fast and never import torch; `load` and `train`
+do.
 
     import charrnn_cli as charrnn
-    m = charrnn.load("latest")
+    m = charrnn.train("pysrc", "py", max_minutes=1)   # or charrnn.load("latest")
+    m.generate("def ", length=200)
 """
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -16,15 +20,34 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
-    from charrnn_cli.api import Model, load
+    from charrnn_cli.api import CharrnnError, Model, fetch, load, runs, train
 
-__all__ = ["Model", "__version__", "load"]
+__all__ = ["CharrnnError", "Model", "__version__", "fetch", "load", "runs", "train"]
+
+
+API = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:
     """The API's names (api.py), imported when first used."""
-    if name in ("Model", "load"):
+    if name in API:
         from charrnn_cli import api
 
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(ModuleType):
+    """This package, whose API names stay the API's. Importing a submodule sets it as an
+    attribute of its package, so `charrnn_cli/train.py` (or a `runs/` package), once imported,
+    would hide `charrnn.train` (`charrnn.runs`); such a submodule is left to `sys.modules`,
+    where `from charrnn_cli.train import Trainer` finds it (`import charrnn_cli.train as T`
+    and `from charrnn_cli import train` would get the API's function)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in API and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from charrnn_cli.errors import CharrnnError
 
@@ -59,6 +60,17 @@ def write_png(path: Path, series: Series, title: str = "") -> None:
             "--plot needs matplotlib: pip install 'charrnn[plot]' (or pip install matplotlib)"
         ) from None
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    draw(ax, series, title)
+    fig.tight_layout()
+    from charrnn_cli import paths
+
+    with paths.atomic_writer(path) as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+
+
+def draw(ax: Any, series: Series, title: str = "") -> None:
+    """The curves on a matplotlib Axes (the PNG's, or the figure `Model.plot` returns)."""
     for label, pts in series.items():
         if pts:
             xs, ys = zip(*pts, strict=True)
@@ -68,9 +80,3 @@ def write_png(path: Path, series: Series, title: str = "") -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    from charrnn_cli import paths
-
-    with paths.atomic_writer(path) as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)

@@ -71,9 +71,9 @@ def _checkpoint(home: Path, run: str, which: str = "last") -> dict:
 
 
 SPY = """
-import os, sys, torch
-import charrnn_cli.train as T
+import importlib, os, sys, torch
 from charrnn_cli.cli import main
+T = importlib.import_module("charrnn_cli.train")  # `charrnn_cli.train` is the API's function
 
 made = []
 class Spy(T.CharRNN):
