@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,3 +154,21 @@ def test_the_api_leaves_torch_out_until_a_function_needs_it():
         "import sys, charrnn_cli as c; c.train, c.fetch, c.runs; assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_docs_api_md_shows_every_name_of_the_api():
+    from pathlib import Path
+
+    from charrnn_cli import api
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    for name in charrnn.__all__:
+        assert f"charrnn.{name}" in text, name
+    for name, value in vars(api.Model).items():
+        if name.startswith("_"):
+            continue
+        shown = f"m.{name}(" if callable(value) else f"`{name}`"
+        assert shown in text, f"docs/api.md has no example of Model.{name}"
+    examples = "".join(re.findall(r"```python\n(.*?)```", text, re.S))
+    for name in ("train", "fetch", "runs", "load", "CharrnnError"):
+        assert f"charrnn.{name}" in examples, f"docs/api.md has no example of charrnn.{name}"
