@@ -6,13 +6,13 @@ streams copied to int64 (8 bytes a character); every evaluation scored the whole
 from __future__ import annotations
 
 import hashlib
+import importlib
 from pathlib import Path
 
 import numpy as np
 
 from charrnn_cli.data import batches
 from charrnn_cli.data.encode import Encoded, smallest_dtype
-from charrnn_cli.training import train
 from charrnn_cli.training.job import check_data
 
 CHUNK = 1 << 22
@@ -73,4 +73,7 @@ def install() -> None:
     batches.streams = _int64_streams
     deal = batches.deal
     batches.deal = lambda *args: deal(*args[:6])  # without the encoding's counts
+    train = importlib.import_module(
+        "charrnn_cli.training.train"
+    )  # charrnn_cli.training.train: the API's
     train.check_data = lambda ids, cfg, world, distinct=None: check_data(ids, cfg, world)

@@ -74,7 +74,9 @@ def _checkpoint(home: Path, run: str, which: str = "last") -> dict:
 SPY = """
 import os, sys, torch
 import charrnn_cli.training.train as T
+import importlib, os, sys, torch
 from charrnn_cli.cli import main
+T = importlib.import_module("charrnn_cli.training.train")
 
 made = []
 class Spy(T.CharRNN):

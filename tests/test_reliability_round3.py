@@ -465,8 +465,10 @@ def test_decoding_many_invalid_bytes_takes_one_pass():
 def test_resuming_on_more_processes_checks_the_size_after_the_streams_are_re_split(
     cli, tmp_path, charrnn_home, monkeypatch
 ):
-    from charrnn_cli.training import jobs, train
+    from charrnn_cli.data import batches
+    from charrnn_cli.training import jobs
     from charrnn_cli.training.distributed import Comm
+    from charrnn_cli.training.train import Trainer
 
     small = tmp_path / "small.txt"  # 8 streams x 17 fit; 16 x 17 would not
     small.write_text(("abcab\n" * 50)[:240])
@@ -480,7 +482,7 @@ def test_resuming_on_more_processes_checks_the_size_after_the_streams_are_re_spl
     def dealt(*args, **kwargs):
         raise Dealt  # past the size check: the rest needs a process group
 
-    monkeypatch.setattr(train.batches, "deal", dealt)
+    monkeypatch.setattr(batches, "deal", dealt)
     with pytest.raises(Dealt):
-        train.Trainer(job, Comm(0, 2))
+        Trainer(job, Comm(0, 2))
     assert job.train.batch_size == 4  # 8 streams shared by 2 processes

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -153,19 +153,8 @@ def fetch(
         _finish(corpus, "imported", "", quiet)
         return
     source = source or corpora.DEFAULT
-    with _progress(quiet, _label(source, mirror)) as progress:
-        corpus = corpora.fetch(
-            source,
-            name=name,
-            sha256=sha256,
-            force=force,
-            mirror=mirror,
-            max_bytes=max_bytes,
-            progress=progress,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            retries=retries,
-        )
+    knobs = dict(connect_timeout=timeout, read_timeout=timeout, retries=retries)
+    corpus, progress = fetched(source, quiet, name, sha256, force, mirror, max_bytes, **knobs)
     if corpus.source == corpora.PYSRC:
         verb, note = "built", ""
     elif sha256 is not None or source in corpora.REGISTRY:
@@ -177,6 +166,34 @@ def fetch(
     if progress.calls == 0:
         verb = "already cached"
     _finish(corpus, verb, note, quiet or (print_path and progress.calls == 0))
+
+
+def fetched(
+    source: str,
+    quiet: bool,
+    name: str | None = None,
+    sha256: str | None = None,
+    force: bool = False,
+    mirror: str | None = None,
+    max_bytes: int | None = None,
+    **knobs: Any,
+) -> tuple[CorpusFile, _DownloadProgress]:
+    """`corpora.fetch` with its progress drawn on stderr (unless `quiet`); the corpus, and the
+    progress callback, whose `calls` say whether anything was downloaded or built."""
+    from charrnn_cli import corpora
+
+    with _progress(quiet, _label(source, mirror)) as progress:
+        corpus = corpora.fetch(
+            source,
+            name=name,
+            sha256=sha256,
+            force=force,
+            mirror=mirror,
+            max_bytes=max_bytes,
+            progress=progress,
+            **knobs,
+        )
+    return corpus, progress
 
 
 def _finish(corpus: CorpusFile, verb: str, note: str, quiet: bool) -> None:

@@ -41,16 +41,7 @@ def runs(
     """List the runs: corpus, model, steps and best held-out loss (newest first)."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = []
-    for name in store.all_names():
-        problems: list[str] = []
-        try:
-            # the parent is read leniently: a damaged one is among `problems` (records.py)
-            rows.append({**store.summary(name, problems), "parent": lineage.parent_of(name)})
-        except CharrnnError as exc:  # not even its config.json can be read: not listed
-            console.warn(f"{name}: {exc}")
-        for problem in problems:  # listed, with what could not be read
-            console.warn(f"{name}: {problem}")
+    rows = listing()
     if json_out:
         console.out_json(rows)
         return
@@ -62,6 +53,21 @@ def runs(
         return
     for r in rows:
         console.out("\t".join(_cells(r, str(r["parameters"]))))
+
+
+def listing() -> list[dict]:
+    """The runs as `--json` lists them, newest first; what cannot be read is warned about."""
+    rows = []
+    for name in store.all_names():
+        problems: list[str] = []
+        try:
+            # the parent is read leniently: a damaged one is among `problems` (records.py)
+            rows.append({**store.summary(name, problems), "parent": lineage.parent_of(name)})
+        except CharrnnError as exc:  # not even its config.json can be read: not listed
+            console.warn(f"{name}: {exc}")
+        for problem in problems:  # listed, with what could not be read
+            console.warn(f"{name}: {problem}")
+    return rows
 
 
 def _fmt(value: float | None) -> str:

@@ -1,4 +1,4 @@
-"""`charrnn train`: parse the options, resolve corpus and run, call `train.train`, render progress.
+"""`charrnn train`: parse the options, call `train_run` (shared with the Python API), render.
 
 Every option defaults to None so that the command can tell which ones were given: those
 override the preset, and on `--resume` they are checked against the stored config. Progress
@@ -10,7 +10,6 @@ second SIGINT exits at once (the checkpoint files are always whole).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,6 +25,7 @@ from charrnn_cli.commands.options import (
     escaped,
     open_range,
 )
+from charrnn_cli.commands.train_run import train_run
 from charrnn_cli.commands.train_samples import (
     SampleEveryOption,
     SampleLenOption,
@@ -35,8 +35,6 @@ from charrnn_cli.commands.train_samples import (
 )
 from charrnn_cli.errors import CharrnnError, Interrupted
 from charrnn_cli.storage import store
-from charrnn_cli.training import lineage
-from charrnn_cli.training.interrupts import Stopper
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -207,34 +205,16 @@ def train(
         from charrnn_cli.training.launch import launch
 
         raise typer.Exit(launch(nproc))
-    from charrnn_cli.progress import Reporter
-    from charrnn_cli.training.distributed import from_env
-    from charrnn_cli.training.jobs import prepare
-    from charrnn_cli.training.train import train as run_training
-
-    comm = from_env(device or "auto")
     try:
-        with Reporter("encoding the corpus", quiet=quiet or not comm.is_main) as progress:
-            job = prepare(corpus, run, resume, preset, given, comm, progress, init_from)
-        if job.parent is not None and comm.is_main and not quiet:  # markup off: '[' may be added
-            console.err().print(lineage.describe(job.parent), markup=False, soft_wrap=True)
-        stopper = Stopper()
-        held = store.lock(job.name, pick=run is None and not resume)
-        with held if comm.is_main else contextlib.nullcontext(job.name) as name, stopper:
-            job.name = str(comm.broadcast_object(name))  # the name charrnn picked may be taken
-            records = run_training(job, should_stop=stopper.reason, comm=comm)
-            last = _render(records, quiet or not comm.is_main)
-    finally:
-        comm.close()
-    code = stopper.exit_code(last.reason if last is not None else None)
-    if comm.is_main:  # a run a signal stopped was saved too: its folder, as at the end
-        _print_folder(job.name, stopped=code is not None)
-    if last is not None and code is not None:
-        raise Interrupted(  # a stop, not an error: the boundary says it as a plain line
-            f"{last.reason}: stopped at step {last.step} and saved; continue with "
-            f"`charrnn train --run {job.name} --resume`",
-            code,
-        )
+        name = train_run(corpus, run, resume, preset, init_from, given, render=render, quiet=quiet)
+    except Interrupted as stop:
+        if getattr(
+            stop, "run", None
+        ):  # a run a signal stopped was saved: its folder, as at the end
+            _print_folder(stop.run, stopped=True)
+        raise
+    if name is not None:
+        _print_folder(name, stopped=False)
 
 
 def _print_folder(name: str, *, stopped: bool) -> None:
@@ -248,7 +228,7 @@ def _print_folder(name: str, *, stopped: bool) -> None:
         console.silence_stdout()
 
 
-def _render(records: Iterable[Event], quiet: bool) -> Event | None:
+def render(records: Iterable[Event], quiet: bool) -> Event | None:
     """Draw the records on stderr; return the last one."""
     last = None
     if quiet:
@@ -314,10 +294,14 @@ def _render_live(records: Iterable[Event]) -> Event | None:
 
 
 def _start_line(rec: Event, where: Console | None = None) -> None:
+    if rec.info.get("note"):  # e.g. a stored precision this device lacks: it goes on in fp32
+        (where or console.err()).print(f"note: {rec.info['note']}", highlight=False, soft_wrap=True)
+    (where or console.err()).print(_start_text(rec), highlight=False, soft_wrap=True)
+
+
+def _start_text(rec: Event) -> str:
     i = rec.info
-    if i.get("note"):
-        (where or console.err()).print(f"note: {i['note']}", highlight=False, soft_wrap=True)
-    text = (
+    return (
         f"{'resuming' if i['resumed'] else 'training'} on {i['device']}"
         + (f" x {i['world_size']} processes" if i["world_size"] > 1 else "")
         + (f" in {i['precision']}" if i.get("precision", "fp32") != "fp32" else "")
@@ -326,7 +310,6 @@ def _start_line(rec: Event, where: Console | None = None) -> None:
         + f"{i['train_chars']:,} train / {i['val_chars']:,} held out, "
         f"{i['steps_per_epoch']} steps/epoch"
     )
-    (where or console.err()).print(text, highlight=False, soft_wrap=True)
 
 
 def _step_text(rec: Event, short: bool = False) -> str:

@@ -7,7 +7,7 @@ One job a module:
                the lock, `store`, the migration of an older cache
     fetching   `fetch`: registry names, cached names and URLs into the cache
     pysrc      the offline corpus built from this Python's standard library
-    importing  a local file or stdin: imported into the cache or used in place
+    importing  a local file, stdin or text in memory: imported into the cache or used in place
     resolving  `resolve` (what `--corpus` means) and `stored` (a run's corpus found again)
     listing    `list_corpora`, for `charrnn fetch --list`
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from charrnn_cli.corpora.cache import blob_path, meta_path, read_meta, sha256_file
 from charrnn_cli.corpora.download import Progress
 from charrnn_cli.corpora.fetching import fetch
-from charrnn_cli.corpora.importing import import_file, import_stdin
+from charrnn_cli.corpora.importing import import_file, import_stdin, import_text
 from charrnn_cli.corpora.listing import list_corpora
 from charrnn_cli.corpora.pysrc import PYSRC_MAX_BYTES, build_pysrc, pysrc_chunks, stdlib_dir
 from charrnn_cli.corpora.registry import (
@@ -55,6 +55,7 @@ __all__ = [
     "fetch",
     "import_file",
     "import_stdin",
+    "import_text",
     "is_offline",
     "is_url",
     "list_corpora",

@@ -4,7 +4,8 @@
 name that held other text now points at this one; the other text stays for the runs trained on
 it; a registry name takes only a copy of its own text); `import_stdin` caches stdin under
 `stdin-<first 12 hex of its sha256>`, a name known only once all of it is read, so a later
-resume finds it; `check_local` hashes and checks a file used in place (not copied). All of them
+resume finds it; `import_text` caches text held in memory (`text-<hash>`); `check_local`
+hashes and checks a file used in place (not copied). All of them
 refuse what is not UTF-8 text (`text.TextSink`).
 """
 
@@ -80,6 +81,16 @@ def import_stdin() -> CorpusFile:
     name = f"stdin-{sha[:12]}"
     cache.write_meta(name, "stdin", sha, size)
     return CorpusFile(name, final, sha, size, "stdin")
+
+
+def import_text(text: str) -> CorpusFile:
+    """Text held in memory (the Python API's corpus) into the cache as `text-<first 12 hex of
+    its sha256>`: a name known once it is hashed, so a resumed run finds it again."""
+    data = text.encode("utf-8", "surrogatepass")  # a lone surrogate: refused as not UTF-8
+    final, sha, size = cache.store(iter([data]), "the text", "text")
+    name = f"text-{sha[:12]}"
+    cache.write_meta(name, "python", sha, size)
+    return CorpusFile(name, final, sha, size, "python")
 
 
 def check_local(path: Path) -> CorpusFile:

@@ -61,6 +61,18 @@ def write_png(target: Any, series: Series, title: str = "") -> None:
             "--plot needs matplotlib: pip install 'charrnn[plot]' (or pip install matplotlib)"
         ) from None
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    draw(ax, series, title)
+    fig.tight_layout()
+    from charrnn_cli.storage import outputs
+
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    plt.close(fig)
+    outputs.write_bytes(target, png.getvalue())
+
+
+def draw(ax: Any, series: Series, title: str = "") -> None:
+    """The curves on a matplotlib Axes (the PNG's, or the figure `Model.plot` returns)."""
     for label, pts in series.items():
         if pts:
             xs, ys = zip(*pts, strict=True)
@@ -70,10 +82,3 @@ def write_png(target: Any, series: Series, title: str = "") -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    from charrnn_cli.storage import outputs
-
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    plt.close(fig)
-    outputs.write_bytes(target, png.getvalue())
