@@ -14,7 +14,7 @@ import typer
 
 from charrnn_cli import console
 from charrnn_cli.errors import CharrnnError, UsageError
-from charrnn_cli.storage import store
+from charrnn_cli.storage import runrow, store
 from charrnn_cli.training import lineage
 
 app = typer.Typer(
@@ -62,7 +62,7 @@ def listing() -> list[dict]:
         problems: list[str] = []
         try:
             # the parent is read leniently: a damaged one is among `problems` (records.py)
-            rows.append({**store.summary(name, problems), "parent": lineage.parent_of(name)})
+            rows.append({**runrow.summary(name, problems), "parent": lineage.parent_of(name)})
         except CharrnnError as exc:  # not even its config.json can be read: not listed
             console.warn(f"{name}: {exc}")
         for problem in problems:  # listed, with what could not be read
@@ -129,7 +129,7 @@ def show(
     if json_out:
         console.out_json({"config": cfg, "metrics": metrics, "lineage": chain})
         return
-    console.out(_describe(name, cfg, store.summary(name), chain))
+    console.out(_describe(name, cfg, runrow.summary(name), chain))
     train = [(r["step"], r["train_loss"]) for r in metrics if r.get("train_loss") is not None]
     val = [(r["step"], r["val_loss"]) for r in metrics if r.get("val_loss") is not None]
     console.out(ascii_chart({"train": train, "held-out": val}, width=64, height=16))

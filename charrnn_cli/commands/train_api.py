@@ -154,7 +154,9 @@ def _render(progress: bool) -> Render:
 
     if progress and train_notebook.in_notebook():
         return train_notebook.render
-    return train_cmd.render
+    from charrnn_cli.commands.train_render import render
+
+    return render
 
 
 def _raise_again(exc: Interrupted) -> typing.NoReturn:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from charrnn_cli.commands.train import _end_text, _eval_text, _start_text, _step_text
+from charrnn_cli.commands.train_render import _end_text, _eval_text, _start_text, _step_text
 
 if TYPE_CHECKING:
     from charrnn_cli.training.train import Event

@@ -3,7 +3,8 @@
 Corpora are a cache (they can be fetched again) and live in the platformdirs user cache dir;
 runs are the user's data and live in the user data dir. `CHARRNN_HOME` moves both; one that
 names a file, or an XDG variable that is relative, is one clear line, not a surprise later.
-Corpus and run names follow one rule (`check_name`), since both become file or folder names.
+Corpus and run names follow one rule (names.py's `check_name`, named here too), since both
+become file or folder names.
 Every write goes through `atomic_file`: a uniquely named temp file in the same folder, fsynced,
 moved into place with `os.replace` (atomic on POSIX and Windows), and the folder fsynced. A
 disk that refuses a write (full, a size limit, read-only, no permission) becomes a one-line
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import IO
 
 from charrnn_cli.errors import UsageError, WriteError
+from charrnn_cli.storage.names import NAME_MAX as NAME_MAX
+from charrnn_cli.storage.names import check_name as check_name
+from charrnn_cli.storage.names import is_name as is_name
+from charrnn_cli.storage.names import make_name as make_name
 
 APP = "charrnn"
 TMP_SUFFIX = ".tmp"
-NAME_MAX = 100  # characters in a corpus or run name
-NAME_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # errnos that mean "this file cannot be written (or read) here", with the words a user reads
 STORAGE_ERRNOS = {
@@ -45,33 +47,7 @@ STORAGE_ERRNOS = {
 }
 
 
-def is_name(text: str) -> bool:
-    """Whether `text` is a valid corpus or run name (see `check_name`)."""
-    return bool(NAME_SHAPE.fullmatch(text)) and ".." not in text and len(text) <= NAME_MAX
-
-
-def check_name(name: str, kind: str) -> str:
-    """Return `name` if it is safe as a file or folder name, else raise UsageError naming the
-    `kind` ("corpus", "run"). No '/', no '..', no leading dot or dash, so a name can neither
-    escape its folder nor hide in it."""
-    if not is_name(name):
-        raise UsageError(
-            f"invalid {kind} name {name!r}: not allowed; use letters, digits, '.', '_' or '-', "
-            f"starting with a letter or digit, at most {NAME_MAX} characters (no '/' or '..')"
-        )
-    return name
-
-
 FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-
-def make_name(text: str, fallback: str = "corpus", limit: int = NAME_MAX) -> str:
-    """`text` made into a valid name (`is_name`) of at most `limit` characters: other
-    characters become '-', runs of dots one dot, and what may not start or end a name is cut;
-    `fallback` when nothing is left. Every name charrnn makes itself goes through here."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text)
-    name = re.sub(r"\.{2,}", ".", name).lstrip("._-")[:limit].rstrip("-")
-    return name if is_name(name) else fallback
 
 
 def is_storage_error(exc: BaseException) -> bool:

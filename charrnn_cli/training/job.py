@@ -113,3 +113,19 @@ def check_data(
             + (f" x {world} processes" if world > 1 else "")
             + f" needs {need}: shrink --batch-size or --seq-len, or use a larger corpus"
         )
+
+
+def limit_reached(name: str, step: int, epoch: int, tcfg: TrainConfig, per_run: int) -> UsageError:
+    """A resume with nothing left to do: which limit (stored with the run unless given again)
+    ends it, and how to lift that one. The epoch is counted as progress shows it."""
+    where = f"run {name!r} already reached step {step} (epoch {epoch + 1})"
+    if tcfg.max_steps is not None and tcfg.max_steps <= per_run:
+        return UsageError(
+            f"{where}: its --max-steps {tcfg.max_steps} ends it; continue it with a larger "
+            f"--max-steps, e.g. `charrnn train --run {name} --resume --max-steps "
+            f"{2 * tcfg.max_steps}` (limits are stored with the run and count from its start)"
+        )
+    return UsageError(
+        f"{where}: its --epochs {tcfg.epochs} ({per_run} steps) ends it; continue it with a "
+        "larger --epochs (limits are stored with the run and count from its start)"
+    )

@@ -149,7 +149,7 @@ def describe(parent: ParentRecord) -> str:
 def parent_of(name: str) -> dict[str, Any] | None:
     """The `parent` record in a run's config.json: None for a run trained from scratch, and for
     one whose config.json or record is damaged (listing a run must not fail on its lineage:
-    `store.summary` and `store.read_config` say what is wrong)."""
+    `runrow.summary` and `store.read_config` say what is wrong)."""
     try:
         stored = readback.load_json(store.run_dir(name) / store.CONFIG, store.CONFIG_MAX_BYTES)
     except CharrnnError:

@@ -14,7 +14,6 @@ A `Trainer` holds the model, the data and a `TrainState`; `train` is the loop ov
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
@@ -22,24 +21,20 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from charrnn_cli import device
 from charrnn_cli.data import batches
-from charrnn_cli.errors import CharrnnError, UsageError
 from charrnn_cli.evaluate import LN2, Score, score
-from charrnn_cli.model import CharRNN, State, detach
+from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling.during_training import TrainingSampler
 from charrnn_cli.storage import checkpoint, store
 from charrnn_cli.training import finetune, train_state
 from charrnn_cli.training.distributed import Comm
-from charrnn_cli.training.job import Job, check_data
+from charrnn_cli.training.job import Job, check_data, limit_reached
 from charrnn_cli.training.optim import lr_at, make_optimizer
+from charrnn_cli.training.step import Stepping
 from charrnn_cli.training.train_state import Event, Kind, Meter, TrainState, keep_streams
 from charrnn_cli.vocab import characters_in
-
-MAX_BAD_STEPS = 5  # consecutive non-finite steps before training gives up
-LOG_EVERY_S = 1.0  # how often a step record is yielded (and a metrics line written)
 
 
 def train(
@@ -66,8 +61,9 @@ def train(
         trainer.close()
 
 
-class Trainer:
-    """One process's share of a training job: its streams, its model replica, its state."""
+class Trainer(Stepping):
+    """One process's share of a training job: its streams, its model replica, its state
+    (the parts of a step are step.py's)."""
 
     def __init__(self, job: Job, comm: Comm) -> None:
         self.job, self.comm = job, comm
@@ -128,23 +124,7 @@ class Trainer:
         if tcfg.max_steps is not None:
             self.total = min(per_run, tcfg.max_steps)
         if self.job.resume and s.step >= self.total:
-            raise self._limit_reached(per_run)
-
-    def _limit_reached(self, per_run: int) -> UsageError:
-        """A resume with nothing left to do: which limit (stored with the run unless given
-        again) ends it, and how to lift that one. The epoch is counted as progress shows it."""
-        s, tcfg = self.state, self.tcfg
-        where = f"run {self.job.name!r} already reached step {s.step} (epoch {s.epoch + 1})"
-        if tcfg.max_steps is not None and tcfg.max_steps <= per_run:
-            return UsageError(
-                f"{where}: its --max-steps {tcfg.max_steps} ends it; continue it with a larger "
-                f"--max-steps, e.g. `charrnn train --run {self.job.name} --resume --max-steps "
-                f"{2 * tcfg.max_steps}` (limits are stored with the run and count from its start)"
-            )
-        return UsageError(
-            f"{where}: its --epochs {tcfg.epochs} ({per_run} steps) ends it; continue it with a "
-            "larger --epochs (limits are stored with the run and count from its start)"
-        )
+            raise limit_reached(self.job.name, s.step, s.epoch, tcfg, per_run)
 
     def start(self) -> Event:
         """Ready the run's folder (rank 0) and start the clock: the first record."""
@@ -184,20 +164,6 @@ class Trainer:
         )  # fmt: skip
         return store.new_run(job.name, record)
 
-    def agree(self, should_stop: Callable[[], str | None]) -> tuple[str, float]:
-        """Why training ends now ("" to go on), and the clock every rank goes by.
-
-        One collective a step: whether any rank was asked to stop, and the slowest rank's
-        clock, which every rank then uses for the budget, the schedule and timed saves."""
-        signal = should_stop()
-        stop_any, clock = self.comm.max(float(signal is not None), self.state.elapsed())
-        budget = self.tcfg.max_minutes
-        if stop_any > 0:
-            return signal or "stopped", clock
-        if budget and clock >= budget * 60:
-            return "budget", clock
-        return ("done" if self.state.step >= self.total else ""), clock
-
     def step(self, clock: float) -> Iterator[Event]:
         """One window of every stream, and what falls due after it: a log line, an
         evaluation, a timed save. A non-finite step on any rank is skipped on all."""
@@ -231,79 +197,6 @@ class Trainer:
         if tcfg.save_every and clock - self.last_save >= tcfg.save_every * 60:
             yield self.save(("last",))
             self.last_save = clock
-
-    def _forward_backward(self) -> tuple[float, bool]:
-        """Loss and gradients of the next window; whether loss and gradient norm are finite."""
-        s, scaler = self.state, self.scaler
-        x, y = batches.window(self.shard.rows, s.cursor, self.tcfg.seq_len)  # (B, T) each
-        # detach: the state carries values across the window edge, but gradients stop here,
-        # or backward would run all the way back to the start of the text
-        h_in = self._restarts(detach(s.hidden))
-        amp = self.amp
-        with torch.autocast(self.dev.type, dtype=amp) if amp else contextlib.nullcontext():
-            logits, h_out = self.net(x, h_in)  # (B, T, V)
-            flat = logits.float().reshape(-1, logits.shape[-1])  # (B*T, V)
-            loss = F.cross_entropy(flat, y.reshape(-1))
-        # the state autocast left is bf16 or fp16: carry (and checkpoint) it as fp32, the same
-        # values, so that a run resumed in fp32 (another machine, --device) can take it up
-        s.hidden = _as_fp32(h_out) if amp else h_out
-        if s.step + 1 in self.nan_steps:
-            loss = loss * float("nan")
-        self.opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(self.opt)
-        else:
-            loss.backward()
-        # clip exploding gradients; the norm is the same on every rank (DDP averaged them)
-        clip = self.tcfg.grad_clip if self.tcfg.grad_clip > 0 else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        value = loss.detach().item()
-        return value, math.isfinite(value) and math.isfinite(float(norm))
-
-    def _restarts(self, h: State | None) -> State | None:
-        """Send each stream back to the start state with probability `restart_prob`.
-
-        The draw depends only on the seed and the step, and is made for the streams of every
-        rank, so a resumed or data-parallel run restarts the same streams as a straight one."""
-        p, comm = self.tcfg.restart_prob, self.comm
-        if h is None or (p <= 0 and self.model.start is None):
-            return h
-        every = batches.restart_mask(
-            self.tcfg.random_seed, self.state.step, self.tcfg.batch_size * comm.world, p
-        )
-        mask = every[comm.rank :: comm.world]  # this rank's streams, as batches.shard deals them
-        return self.model.restart(h, mask.to(self.dev))
-
-    def _skip(self) -> Iterator[Event]:
-        """Count a step no rank applied; give up after MAX_BAD_STEPS in a row."""
-        s = self.state
-        s.skipped += 1
-        s.bad_run += 1
-        s.hidden = None  # the state may hold NaNs too
-        if self.scaler is not None:
-            self.scaler.update()
-        yield self._record("skip", info={"run": s.bad_run})
-        if s.bad_run >= MAX_BAD_STEPS:
-            raise CharrnnError(
-                f"the loss was not finite for {s.bad_run} steps in a row (up to step {s.step}); "
-                "training stopped and the last good checkpoint is kept: resume with a lower "
-                "--lr or a tighter --grad-clip in a new --run"
-            )
-
-    def _log(self, t_step: float) -> Iterator[Event]:
-        """A step record and metrics line at most every LOG_EVERY_S, and at the last step."""
-        s, budget, meter = self.state, self.tcfg.max_minutes, self.meter
-        now = time.perf_counter()
-        meter.add(now - t_step)
-        if now - meter.last < LOG_EVERY_S and s.step != self.total:
-            return
-        eta = meter.take(now, self.total - s.step)
-        if budget:
-            budget_left = budget * 60 - s.elapsed()
-            eta = min(eta, budget_left) if eta is not None else budget_left
-        self._write_metrics()
-        yield self._record("step", train_loss=s.smooth, chars_per_sec=meter.rate, eta_s=eta)
 
     def _write_metrics(self, **extra: Any) -> None:
         if self.metrics is not None:
@@ -400,9 +293,3 @@ class Trainer:
     def _record(self, kind: Kind, **fields: Any) -> Event:
         s = self.state
         return Event(kind, s.step, self.total, s.epoch, s.elapsed(), lr=self.lr, **fields)
-
-
-def _as_fp32(h: State) -> State:
-    if isinstance(h, tuple):
-        return (h[0].float(), h[1].float())
-    return h.float()
