@@ -24,6 +24,7 @@ from typing import IO
 
 from charrnn_cli.errors import UsageError, WriteError
 from charrnn_cli.storage.names import NAME_MAX as NAME_MAX
+from charrnn_cli.storage.names import NAME_SHAPE as NAME_SHAPE
 from charrnn_cli.storage.names import check_name as check_name
 from charrnn_cli.storage.names import is_name as is_name
 from charrnn_cli.storage.names import make_name as make_name
