@@ -84,6 +84,28 @@ def train(
     dropout: Annotated[
         float | None, _opt("Dropout between layers [0].", PANEL_MODEL, **config.limits("dropout"))
     ] = None,
+    weight_drop: Annotated[
+        float | None,
+        _opt(
+            "DropConnect on hidden-to-hidden weights [0].",
+            PANEL_MODEL,
+            **config.limits("weight_drop"),
+        ),
+    ] = None,
+    locked_dropout: Annotated[
+        float | None,
+        _opt(
+            "Dropout with one mask per sequence, between layers and on the output [0].",
+            PANEL_MODEL,
+            **config.limits("locked_dropout"),
+        ),
+    ] = None,
+    embed_dropout: Annotated[
+        float | None,
+        _opt(
+            "Drop whole characters' embeddings [0].", PANEL_MODEL, **config.limits("embed_dropout")
+        ),
+    ] = None,
     tie_weights: Annotated[
         bool | None, _opt("Share embedding and output weights (embed = hidden).", PANEL_MODEL)
     ] = None,
