@@ -25,7 +25,7 @@ Cell = Literal["lstm", "gru", "rnn"]
 Schedule = Literal["constant", "cosine"]
 Optimizer = Literal["adam", "adamw"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Preset = Literal["tutorial", "cpu", "gpu"]
+Preset = Literal["tutorial", "cpu", "gpu", "auto"]
 StartState = Literal["learned", "zero"]
 Vocab = Literal["chars", "bytes"]  # what a model reads: see vocab.py
 CELLS: tuple[str, ...] = get_args(Cell)
@@ -167,6 +167,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_every": 250,
         "precision": "bf16",
     },
+    # Sized for the corpus, the budget and the device when the run starts: training/autosize.py
+    "auto": {},
 }
 
 # The model fields that only shape training (a fine-tuned run chooses its own, lineage.py)

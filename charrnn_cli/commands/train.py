@@ -63,7 +63,8 @@ def train(
     preset: Annotated[
         config.Preset | None,
         _opt(
-            "A set of options: tutorial (default), cpu (best in minutes on a small CPU), gpu.",
+            "A set of options: tutorial (default), cpu (best in minutes on a small CPU), gpu, "
+            "auto (sized for the corpus, the budget and the device).",
             PANEL_RUN,
         ),
     ] = None,
@@ -228,6 +229,8 @@ def train(
             job = prepare(corpus, run, resume, preset, given, comm, progress, init_from)
         if job.parent is not None and comm.is_main and not quiet:  # markup off: '[' may be added
             console.err().print(lineage.describe(job.parent), markup=False, soft_wrap=True)
+        if job.auto is not None and comm.is_main and not quiet:  # what --preset auto chose
+            console.err().print(job.auto["line"], markup=False, soft_wrap=True)
         stopper = Stopper()
         held = store.lock(job.name, pick=run is None and not resume)
         with held if comm.is_main else contextlib.nullcontext(job.name) as name, stopper:
