@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 HIDDEN = (64, 96, 128, 192, 256, 384, 512, 768, 1024)
 CHARS_PER_PARAM = 6.0  # characters seen per parameter, at least (see 2. above)
-DATA_PARAMS = 5.0  # parameters per training character, at most
+DATA_PARAMS = 20.0  # parameters per training character, at most
 DEFAULT_MINUTES = 10.0  # the budget when neither --max-minutes nor --max-steps is given
 EVALS = 20  # evaluations in a run, about
 EVAL_CHARS = 40_000  # held-out characters an evaluation scores, at most
@@ -41,8 +41,8 @@ REGULARISE = (
     (0.0, 0.0, 0.0, 0.0, 0.0),
     (3.0, 0.1, 0.0, 0.0, 0.0),
     (10.0, 0.2, 0.2, 0.0, 0.0),
-    (25.0, 0.3, 0.3, 0.0, 0.1),
-    (60.0, 0.4, 0.4, 0.0, 0.1),
+    (25.0, 0.3, 0.3, 0.0, 0.0),
+    (60.0, 0.4, 0.4, 0.0, 0.0),
 )
 
 
@@ -94,7 +94,10 @@ def choose(
     }
     why = {
         "train_chars": train_chars,
-        "budget": f"{steps} steps" if steps is not None else f"{minutes:g} min",
+        "budget": " or ".join(
+            ([f"{steps} steps"] if steps is not None else [])
+            + ([f"{minutes:g} min"] if minutes is not None else [])
+        ),
         "speed_chars_per_s": None if speed is None else round(speed),
         "params": params,
         "chars_seen": int(seen),
@@ -111,7 +114,7 @@ def configure(given: dict[str, Any], data: Encoded, train: TrainConfig) -> dict[
 
     train_chars = len(split(data.ids, train.val_fraction)[0])
     speed = None
-    if given.get("max_steps") is None:
+    if given.get("max_steps") is None or given.get("max_minutes") is not None:
         dev = device.pick(train.device)
         speed = measure_speed(dev, device.resolve_precision(train.precision, dev), len(data.vocab))
     options, why = choose(train_chars, len(data.vocab), given, speed)
@@ -133,10 +136,12 @@ def _shape(hidden: int, vocab_size: int) -> ModelConfig:
 def _budget(
     steps: int | None, minutes: float | None, per_step: int, speed: float | None, scale: float
 ) -> float:
-    """Characters the budget trains: a step budget's, or the minutes at the scaled speed."""
-    if steps is not None:
-        return float(steps * per_step)
-    return float(minutes or 0) * 60 * OVERHEAD * float(speed or 0) * scale
+    """Characters the budget trains: the steps', the minutes' at the scaled speed, or the
+    fewer of the two when both are given."""
+    timed = float(minutes or 0) * 60 * OVERHEAD * float(speed or 0) * scale
+    if steps is None:
+        return timed
+    return float(steps * per_step) if minutes is None or not speed else min(timed, steps * per_step)
 
 
 def summary(options: dict[str, Any], why: dict[str, Any]) -> str:
