@@ -17,6 +17,7 @@ from benchmarks import (
     memory,
     profile,
     quality,
+    quality_grid,
     sample_quality,
     samples,
     sampling,
@@ -39,6 +40,7 @@ SUITE = {
     "memory": memory.run,
     "ddp": ddp.run,
     "quality": quality.run,
+    "quality_grid": quality_grid.run,
     "scale": scale.run,
     "finetune": finetune.run,
     "serve": serve.run,
@@ -47,8 +49,11 @@ SUITE = {
 }
 
 
+ON_DEMAND = ("quality_grid",)  # hours: run only when named
+
+
 def main(names: list[str]) -> None:
-    for name in names or list(SUITE):
+    for name in names or [n for n in SUITE if n not in ON_DEMAND]:
         if name not in SUITE:
             sys.exit(f"unknown benchmark {name!r}; choose from {', '.join(SUITE)}")
         SUITE[name]()

@@ -25,7 +25,7 @@ Cell = Literal["lstm", "gru", "rnn"]
 Schedule = Literal["constant", "cosine"]
 Optimizer = Literal["adam", "adamw"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Preset = Literal["tutorial", "cpu", "gpu"]
+Preset = Literal["tutorial", "cpu", "gpu", "auto"]
 StartState = Literal["learned", "zero"]
 Vocab = Literal["chars", "bytes"]  # what a model reads: see vocab.py
 CELLS: tuple[str, ...] = get_args(Cell)
@@ -42,6 +42,10 @@ class ModelConfig:
     hidden_size: int = 128  # units per recurrent layer (the tutorial's 128)
     layers: int = 2  # stacked recurrent layers (the tutorial's 2)
     dropout: float = 0.0  # dropout between layers and before the output layer
+    # AWD-LSTM's regularisers, in training only (0: off, as in runs stored before them):
+    weight_drop: float = 0.0  # DropConnect on each layer's hidden-to-hidden weights, per window
+    locked_dropout: float = 0.0  # one mask per stream and window, between layers and on output
+    embed_dropout: float = 0.0  # whole characters' embedding rows dropped, per window
     tie_weights: bool = False  # share the embedding and output matrices (needs embed == hidden)
     start_state: StartState = "learned"  # what fresh text starts from: a learned state, or zeros
 
@@ -98,6 +102,9 @@ BOUNDS: dict[str, tuple[int | float, int | float]] = {
     "hidden_size": (1, 16384),
     "layers": (1, 16),
     "dropout": (0.0, 0.95),
+    "weight_drop": (0.0, 0.95),
+    "locked_dropout": (0.0, 0.95),
+    "embed_dropout": (0.0, 0.95),
     "seq_len": (1, 100_000),
     "batch_size": (1, 100_000),
     "lr": (0.0, 10.0),
@@ -178,8 +185,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_every": 250,
         "precision": "bf16",
     },
+    # Sized for the corpus, the budget and the device when the run starts: training/autosize.py
+    "auto": {},
 }
 
+# The model fields that only shape training (a fine-tuned run chooses its own, lineage.py)
+REGULARISERS = ("dropout", "weight_drop", "locked_dropout", "embed_dropout")
 MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}  # the data sets vocab_size
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 OPTION_KEYS = MODEL_KEYS | TRAIN_KEYS  # one `charrnn train` option each, by the same name

@@ -6,12 +6,21 @@ and no LSTM special case for callers); `h` is what the recurrent module returns 
 (h, c) pair for the LSTM) and is fed back for the next window. The recurrent layers are torch's
 fused modules, so a GPU runs cuDNN (MIOpen on ROCm) and the CPU runs its batched kernels;
 dropout sits between the layers (inside the module) and before the output layer.
+
+The AWD-LSTM regularisers (Merity et al. 2017) act in training mode only, each in addition to
+`dropout`:
+weight drop (DropConnect on each layer's hidden-to-hidden weights, the module's own weights
+dropped and handed to the same fused kernel), locked dropout (one mask per window, shared by
+its time steps, between layers and before the output layer) and embedding dropout (whole
+characters' rows). In eval mode, and in training with all three at 0, `forward` runs the
+plain module, so sampling, scoring and every export see the same model as before.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from charrnn_cli.config import Cell, ModelConfig
 
@@ -78,15 +87,74 @@ class CharRNN(nn.Module):
         return (out[0], out[1]) if pair else out[0]
 
     def forward(self, idx: torch.Tensor, h: State | None = None) -> tuple[torch.Tensor, State]:
-        x = self.embed(idx)  # (B, T) -> (B, T, E)
         if h is None:
             h = self.start_state(idx.shape[0])
-        y, h = self.rnn(x, h)  # (B, T, H); h: (L, B, H) or ((L, B, H), (L, B, H))
-        logits = self.head(self.drop(y))  # (B, T, V)
-        return logits, h
+        cfg = self.cfg
+        if not self.training or not (cfg.weight_drop or cfg.locked_dropout or cfg.embed_dropout):
+            x = self.embed(idx)  # (B, T) -> (B, T, E)
+            y, h = self.rnn(x, h)  # (B, T, H); h: (L, B, H) or ((L, B, H), (L, B, H))
+            return self.head(self.drop(y)), h  # (B, T, V)
+        x = self.embed(idx) if not cfg.embed_dropout else embed_dropped(self.embed, idx, cfg)
+        y, h = recur_dropped(self.rnn, cfg, x, h)
+        return self.head(locked(self.drop(y), cfg.locked_dropout)), h
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def locked(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Locked (variational) dropout of (B, T, D): one mask per stream, the same at every step."""
+    if not p:
+        return x
+    mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - p) / (1 - p)
+    return x * mask
+
+
+def embed_dropped(embed: nn.Embedding, idx: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """Embedding dropout: whole characters' rows are zeroed for this window, the rest scaled."""
+    p = cfg.embed_dropout
+    w = embed.weight
+    mask = w.new_empty(w.shape[0], 1).bernoulli_(1 - p) / (1 - p)
+    return F.embedding(idx, w * mask)
+
+
+def recur_dropped(
+    rnn: nn.RNNBase, cfg: ModelConfig, x: torch.Tensor, h: State | None
+) -> tuple[torch.Tensor, State]:
+    """The fused layers on the module's own weights, hidden-to-hidden ones dropped (weight
+    drop: one mask per window for the whole batch), with locked dropout between the layers.
+    The same fused kernels as `rnn(x, h)` (torch.lstm/gru/rnn_tanh over a list of weights)."""
+    layers = []
+    for k in range(cfg.layers):
+        w_hh = getattr(rnn, f"weight_hh_l{k}")
+        if cfg.weight_drop:
+            w_hh = F.dropout(w_hh, cfg.weight_drop, training=True)
+        names = (f"weight_ih_l{k}", None, f"bias_ih_l{k}", f"bias_hh_l{k}")
+        layers.append([w_hh if n is None else getattr(rnn, n) for n in names])
+    batch, pair = x.shape[0], cfg.cell == "lstm"
+    if h is None:
+        zeros = x.new_zeros(cfg.layers, batch, cfg.hidden_size)
+        h = (zeros, zeros) if pair else zeros
+    hs = h if isinstance(h, tuple) else (h,)
+    group = 1 if cfg.locked_dropout else cfg.layers  # a layer at a time only to drop between
+    outs: list[tuple[torch.Tensor, ...]] = []
+    for k in range(0, cfg.layers, group):
+        if k:  # between layers: the module's own dropout, then the locked mask
+            x = locked(F.dropout(x, rnn.dropout, training=True), cfg.locked_dropout)
+        flat = [w for layer in layers[k : k + group] for w in layer]
+        part = tuple(t[k : k + group] for t in hs)
+        x, *state = _fused(cfg.cell, x, part, flat, group, rnn.dropout)
+        outs.append(tuple(state))
+    final = tuple(torch.cat(ts) for ts in zip(*outs, strict=True))
+    return x, ((final[0], final[1]) if pair else final[0])
+
+
+def _fused(cell: Cell, x: torch.Tensor, h: tuple, flat: list, layers: int, p: float) -> tuple:
+    """torch's fused kernel of `cell` (batch first, training): (y, h) or (y, h, c)."""
+    if cell == "lstm":
+        return torch.lstm(x, h, flat, True, layers, p, True, False, True)
+    fn = torch.gru if cell == "gru" else torch.rnn_tanh
+    return fn(x, h[0], flat, True, layers, p, True, False, True)
 
 
 def detach(h: State | None) -> State | None:

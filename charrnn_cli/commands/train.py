@@ -65,7 +65,8 @@ def train(
     preset: Annotated[
         config.Preset | None,
         _opt(
-            "A set of options: tutorial (default), cpu (best in minutes on a small CPU), gpu.",
+            "A set of options: tutorial (default), cpu (best in minutes on a small CPU), gpu, "
+            "auto (sized for the corpus, the budget and the device).",
             PANEL_RUN,
         ),
     ] = None,
@@ -85,6 +86,28 @@ def train(
     ] = None,
     dropout: Annotated[
         float | None, _opt("Dropout between layers [0].", PANEL_MODEL, **config.limits("dropout"))
+    ] = None,
+    weight_drop: Annotated[
+        float | None,
+        _opt(
+            "DropConnect on hidden-to-hidden weights [0].",
+            PANEL_MODEL,
+            **config.limits("weight_drop"),
+        ),
+    ] = None,
+    locked_dropout: Annotated[
+        float | None,
+        _opt(
+            "Dropout with one mask per sequence, between layers and on the output [0].",
+            PANEL_MODEL,
+            **config.limits("locked_dropout"),
+        ),
+    ] = None,
+    embed_dropout: Annotated[
+        float | None,
+        _opt(
+            "Drop whole characters' embeddings [0].", PANEL_MODEL, **config.limits("embed_dropout")
+        ),
     ] = None,
     tie_weights: Annotated[
         bool | None, _opt("Share embedding and output weights (embed = hidden).", PANEL_MODEL)
@@ -204,9 +227,7 @@ def train(
     try:
         name = train_run(corpus, run, resume, preset, init_from, given, render=render, quiet=quiet)
     except Interrupted as stop:
-        if getattr(
-            stop, "run", None
-        ):  # a run a signal stopped was saved: its folder, as at the end
+        if getattr(stop, "run", None):  # a stopped run was saved: its folder, as at the end
             _print_folder(stop.run, stopped=True)
         raise
     if name is not None:

@@ -54,6 +54,8 @@ def train_run(
             job = prepare(corpus, run, resume, preset, given, comm, progress, init_from)
         if job.parent is not None and comm.is_main and not quiet:  # markup off: '[' may be added
             console.err().print(lineage.describe(job.parent), markup=False, soft_wrap=True)
+        if job.auto is not None and comm.is_main and not quiet:  # what --preset auto chose
+            console.err().print(job.auto["line"], markup=False, soft_wrap=True)
         stopper = Stopper()
         asked = _Callback(on_event)
         held = store.lock(job.name, pick=run is None and not resume)

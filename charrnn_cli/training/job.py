@@ -73,12 +73,15 @@ class Job:
     parent: ParentRecord | None = None  # fine-tuning: the parent run; None from scratch
     # resumed with the stored precision (none given anew): fp32 where the device lacks it
     precision_fallback: bool = False
+    auto: dict[str, Any] | None = None  # --preset auto: what it chose and why (autosize.py)
 
     def record(self, **facts: Any) -> dict[str, Any]:
         """The run's config.json for a new run: the configs, the corpus, the vocabulary, then
         `facts` about the trainer (parameters, device, world_size, torch), and the parent."""
         config = {"name": self.name, "preset": self.preset, **to_dict(self.model, self.train)}
         config.update(corpus=self.corpus.to_dict(), vocab=self.data.vocab, **facts)
+        if self.auto is not None:
+            config["auto"] = self.auto
         if self.parent is not None:  # fine-tuned: the run it started from (lineage.py)
             config["parent"] = self.parent.to_dict()
         return config

@@ -49,6 +49,12 @@ def prepare(
     data = encode.load(cf.path, cf.sha256, model_cfg.vocab, progress)
     if parent is not None:  # a byte run's vocabulary is whole already: nothing is added
         data = lineage.remap(data, lineage.merge_vocab(parent.vocab, data.vocab), progress)
+    auto = None
+    if preset == "auto":  # sized for the corpus, the budget and this device (autosize.py)
+        from charrnn_cli.training import autosize
+
+        chosen = comm.broadcast_object(autosize.configure(given, data, train_cfg))
+        model_cfg, train_cfg, auto = config.build(chosen["options"]) + (chosen["auto"],)
     check_data(data.ids, train_cfg, comm.world, data.distinct)
     name = store.check_name(run) if run else store.new_name(cf.name, model_cfg.cell)
     name = str(comm.broadcast_object(name))
@@ -63,6 +69,7 @@ def prepare(
     record = lineage.record(parent, data.vocab) if parent is not None else None
     job = Job(name, model_cfg, train_cfg, data, corpus, preset=preset or "tutorial")
     job.parent = record
+    job.auto = auto
     return job
 
 

@@ -28,12 +28,12 @@ if TYPE_CHECKING:
     from charrnn_cli.data.encode import Encoded
 
 # The options that fix the model's parameters: a fine-tuned run takes them from its parent.
-# Every model field but the vocabulary's size (the data's) and dropout (a training choice):
+# Every model field but the vocabulary's size (the data's) and the regularisers (training's):
 # cell, layers, hidden_size, embed_size, tie_weights, and any field added later.
 SHAPE_KEYS = tuple(
     f.name
     for f in dataclasses.fields(config.ModelConfig)
-    if f.name not in ("vocab_size", "dropout")
+    if f.name not in ("vocab_size", *config.REGULARISERS)
 )
 CHECKPOINTS = ("best", "last")
 FOLDER = "folder"  # the `checkpoint` of a parent that is an exported folder (its path is `run`)

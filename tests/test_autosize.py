@@ -1,0 +1,69 @@
+"""`--preset auto`: the choice grows with the budget and the text, regularises as the passes
+grow, yields to the options given, and is printed and stored."""
+
+from __future__ import annotations
+
+import json
+
+from charrnn_cli import config
+from charrnn_cli.training import autosize
+from tests.helpers import TINY
+
+SPEED = 24_500  # chars/s of a 256x2 step on a 2-core AVX-512 CPU (the cpu preset's machine)
+
+
+def _pick(chars: int, minutes: float, speed: float = SPEED, **given) -> dict:
+    return autosize.choose(chars, 65, {"max_minutes": minutes, **given}, speed)[0]
+
+
+def test_the_cpu_presets_case_gives_the_cpu_presets_model():
+    o = _pick(1_000_000, 5)
+    assert (o["hidden_size"], o["layers"], o["batch_size"], o["seq_len"]) == (256, 2, 64, 64)
+    assert o["dropout"] == config.PRESETS["cpu"]["dropout"]
+
+
+def test_more_budget_or_more_text_never_gives_a_smaller_model():
+    sizes = [_pick(1_000_000, m)["hidden_size"] for m in (1, 5, 20, 80)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    texts = [_pick(n, 20)["hidden_size"] for n in (20_000, 200_000, 1_000_000)]
+    assert texts == sorted(texts) and texts[0] < texts[-1]
+
+
+def test_regularisation_grows_with_the_passes_over_the_text():
+    few, many = _pick(4_000_000, 2), _pick(200_000, 5)
+    assert few["dropout"] == few["weight_drop"] == 0.0
+    assert many["dropout"] > 0.1 and many["weight_drop"] > 0.0
+    assert many["eval_every"] < 500  # often enough to keep the minimum (best.pt)
+
+
+def test_a_step_budget_needs_no_timing_and_given_options_win():
+    o, why = autosize.choose(200_000, 65, {"max_steps": 300, "hidden_size": 32}, None)
+    assert o["hidden_size"] == 32 and why["steps"] == 300 and why["budget"] == "300 steps"
+    assert o["max_minutes"] is None
+
+
+def test_tiny_text_gets_a_batch_it_can_fill():
+    o = _pick(3_000, 5)
+    assert o["batch_size"] * (o["seq_len"] + 1) <= 3_000
+
+
+def test_auto_prints_its_choice_and_stores_it(cli, tiny_corpus, charrnn_home):
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "a", "--preset", "auto",
+            "--max-steps", "20", "--seq-len", "16")  # fmt: skip
+    assert r.code == 0, r.err
+    line = [x for x in r.err.splitlines() if x.startswith("auto: ")]
+    assert len(line) == 1 and "20 steps" in line[0]
+    stored = json.loads((charrnn_home / "runs" / "a" / "config.json").read_text())
+    assert stored["preset"] == "auto" and stored["auto"]["line"] == line[0]
+    assert stored["model"]["hidden_size"] == stored["auto"]["chose"]["hidden_size"]
+    assert stored["train"]["seq_len"] == 16
+    r = cli("train", "--run", "a", "--resume", "--max-steps", "25")
+    assert r.code == 0, r.err
+
+
+def test_auto_on_a_minute_budget_times_the_device(cli, tiny_corpus, charrnn_home):
+    r = cli("train", "--corpus", str(tiny_corpus), "--run", "m", "--preset", "auto",
+            "--max-minutes", "0.05", *TINY[:2])  # fmt: skip
+    assert r.code == 0, r.err
+    stored = json.loads((charrnn_home / "runs" / "m" / "config.json").read_text())
+    assert stored["auto"]["speed_chars_per_s"] > 0 and stored["model"]["hidden_size"] == 16
