@@ -131,7 +131,7 @@ def test_a_seed_gives_the_same_text_alone_and_among_other_streams(port):
     try:
         _wait_active(port, lambda n: n == 5)  # all five step before the seeded one comes
         among = text(port, **seeded)
-        assert _active(port) == 5  # and still do after it ended: it stepped among them
+        assert _active(port) >= 5  # and still do after it ended (it may not be freed yet)
     finally:
         for conn in others:
             conn.sock.close()
