@@ -60,16 +60,9 @@ def read(name: str, problems: list[str] | None = None) -> list[dict[str, Any]]:
 
 def sample_row(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
     """One samples.jsonl line: (the sample, None) or (None, what is wrong with it)."""
-    if raw is None:
-        return None, f"longer than {readback.MAX_LINE:,} bytes"
-    try:
-        row = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, "not UTF-8 text"
-    except ValueError:
-        return None, "not JSON"
-    if not isinstance(row, dict):
-        return None, "not a JSON object"
+    row, problem = readback.json_line(raw)
+    if row is None:
+        return None, problem
     if not readback.is_int(row.get("step")):
         return None, "step is not a whole number"
     if not isinstance(row.get("text"), str):

@@ -177,9 +177,9 @@ def field(data: Any, key: str, check: Any = None) -> Any:
     return value if value is not None and (check is None or check(value)) else None
 
 
-def metrics_row(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
-    """One metrics.jsonl line: (the row, what was wrong). A row whose `step` is unusable is
-    dropped; a bad number in it is dropped from the row, and said."""
+def json_line(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+    """One line of a JSON-lines file as an object: (the object, None) or (None, what is
+    wrong: too long, not UTF-8, not JSON, not an object)."""
     if raw is None:
         return None, f"longer than {MAX_LINE:,} bytes"
     try:
@@ -190,6 +190,15 @@ def metrics_row(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
         return None, "not JSON"
     if not isinstance(row, dict):
         return None, "not a JSON object"
+    return row, None
+
+
+def metrics_row(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+    """One metrics.jsonl line: (the row, what was wrong). A row whose `step` is unusable is
+    dropped; a bad number in it is dropped from the row, and said."""
+    row, problem = json_line(raw)
+    if row is None:
+        return None, problem
     if not is_int(row.get("step")):
         return None, f"step is {shown(row.get('step'))}, not a whole number"
     bad = [k for k in METRIC_NUMBERS if row.get(k) is not None and not _nonnegative(row[k])]
