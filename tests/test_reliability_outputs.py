@@ -111,6 +111,16 @@ class Drain:
     def close(self) -> bytes:
         self.done.set()
         self.thread.join(10)
+        # the thread may have seen an empty pipe just before the writer wrote and then `done`:
+        # take whatever is still in the pipe before closing it
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.data += chunk
         os.close(self.fd)
         return bytes(self.data)
 
