@@ -18,6 +18,8 @@ plain module, so sampling, scoring and every export see the same model as before
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -100,6 +102,31 @@ class CharRNN(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The state dict of `CharRNN(cfg)`: each tensor's name and shape, by arithmetic (a tied
+    head.weight is listed, as state_dict lists it). Building the model on the meta device would
+    tell the same, but its initialisers import torch._dynamo: a second of every start-up."""
+    gates, hidden = FUSED[cfg.cell][1] * cfg.hidden_size, cfg.hidden_size
+    out: dict[str, tuple[int, ...]] = {}
+    if cfg.start_state == "learned":  # the model's own parameter: listed before its modules'
+        out["start"] = (2 if cfg.cell == "lstm" else 1, cfg.layers, 1, hidden)
+    out["embed.weight"] = (cfg.vocab_size, cfg.embed_size)
+    for k in range(cfg.layers):
+        out[f"rnn.weight_ih_l{k}"] = (gates, cfg.embed_size if k == 0 else hidden)
+        out[f"rnn.weight_hh_l{k}"] = (gates, hidden)
+        out[f"rnn.bias_ih_l{k}"] = (gates,)
+        out[f"rnn.bias_hh_l{k}"] = (gates,)
+    out["head.weight"] = (cfg.vocab_size, hidden)
+    out["head.bias"] = (cfg.vocab_size,)
+    return out
+
+
+def parameter_count(cfg: ModelConfig) -> int:
+    """`CharRNN(cfg).num_parameters()` without building it (a tied head's weight counts once)."""
+    tied = {"head.weight"} if cfg.tie_weights else set()
+    return sum(math.prod(shape) for name, shape in shapes(cfg).items() if name not in tied)
 
 
 def locked(x: torch.Tensor, p: float) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from charrnn_cli.config import ModelConfig
-from charrnn_cli.model import CharRNN, detach, flops_per_char
+from charrnn_cli.model import CharRNN, detach, flops_per_char, parameter_count, shapes
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -44,3 +44,17 @@ def test_flops_count_matches_hand_count():
     cfg = ModelConfig(cell="lstm", vocab_size=65, embed_size=64, hidden_size=128, layers=2)
     hand = 2 * (4 * 128 * (64 + 128) + 4 * 128 * (128 + 128) + 128 * 65)
     assert flops_per_char(cfg) == hand
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("start", ["learned", "zero"])
+@pytest.mark.parametrize("tie", [False, True])
+def test_the_shapes_by_arithmetic_are_the_models_own(cell, layers, start, tie):
+    embed = 12 if tie else 5  # a tied head needs embed_size == hidden_size
+    cfg = ModelConfig(vocab_size=7, cell=cell, layers=layers, hidden_size=12, embed_size=embed,
+                      start_state=start, tie_weights=tie)  # fmt: skip
+    model = CharRNN(cfg)
+    assert shapes(cfg) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert list(shapes(cfg)) == list(model.state_dict())
+    assert parameter_count(cfg) == model.num_parameters()

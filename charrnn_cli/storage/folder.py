@@ -8,8 +8,6 @@ library); config.json itself is exported.py's.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import torch
 
 from charrnn_cli.config import ModelConfig, from_dict
 from charrnn_cli.errors import CorruptFileError
-from charrnn_cli.model import CharRNN
+from charrnn_cli.model import CharRNN, shapes
 from charrnn_cli.storage import exported, paths, safetensors
 
 FLOATS = ("F32", "F16", "F64")  # the dtypes a folder's weights may have (charrnn writes F32)
@@ -53,22 +51,13 @@ def checkpoint_of(folder: Path) -> dict[str, Any]:
 def read_weights(folder: Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """The folder's model.safetensors as the state dict of the model config.json describes:
     each tensor's name, dtype and shape checked before its bytes are read, then its values."""
-    want = dict(_shapes(tuple(sorted(dataclasses.asdict(model_cfg).items()))))
+    want = shapes(model_cfg)
     where = f"{folder / exported.TENSORS} does not fit {folder / exported.CONFIG}"
     optional = {"head.weight"} if model_cfg.tie_weights else set()  # a tied head is left out
     arrays, _ = safetensors.read(
         folder / exported.TENSORS, lambda got: _check(got, want, optional, where)
     )
     return _fitted(arrays, model_cfg, want, where)
-
-
-@functools.lru_cache(maxsize=16)
-def _shapes(fields: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """The tensors of the model a config's `fields` describe: their names and shapes (built on
-    the meta device: no memory)."""
-    with torch.device("meta"):
-        model = CharRNN(ModelConfig(**dict(fields)))
-    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 
 
 def _check(

@@ -82,12 +82,9 @@ def check_fits(model_cfg: config.ModelConfig) -> None:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # not POSIX: let the allocator tell
         return
-    import torch
+    from charrnn_cli.model import parameter_count
 
-    from charrnn_cli.model import CharRNN
-
-    with torch.device("meta"):  # counts the parameters without allocating them
-        params = CharRNN(model_cfg).num_parameters()
+    params = parameter_count(model_cfg)
     need = params * 4 * 3
     if need > ram:
         raise UsageError(
