@@ -142,6 +142,7 @@ def test_history_plot_runs_and_fetch(tiny_corpus, cli):
         charrnn.load(str(exported)).history()
 
 
+@pytest.mark.slow
 def test_the_api_leaves_torch_out_until_a_function_needs_it():
     code = (
         "import sys, charrnn_cli as c, charrnn_cli.training.train\n"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from charrnn_cli import config
 from charrnn_cli.training import autosize
 from tests.helpers import TINY
@@ -61,6 +63,7 @@ def test_auto_prints_its_choice_and_stores_it(cli, tiny_corpus, charrnn_home):
     assert r.code == 0, r.err
 
 
+@pytest.mark.slow
 def test_auto_on_a_minute_budget_times_the_device(cli, tiny_corpus, charrnn_home):
     r = cli("train", "--corpus", str(tiny_corpus), "--run", "m", "--preset", "auto",
             "--max-minutes", "0.05", *TINY[:2])  # fmt: skip

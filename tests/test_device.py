@@ -79,6 +79,7 @@ def test_bf16_is_off_where_onednn_cannot_build_its_lstm(monkeypatch):
     assert device.native_bf16.__wrapped__() is False
 
 
+@pytest.mark.slow
 def test_onednn_capped_below_bf16_trains_in_fp32(tiny_corpus, charrnn_home):
     # A user's ONEDNN_MAX_CPU_ISA=AVX2 turns oneDNN's bf16 LSTM off on an AMX CPU: `auto` must
     # then mean fp32, not a run that dies building its first kernel
@@ -91,6 +92,7 @@ def test_onednn_capped_below_bf16_trains_in_fp32(tiny_corpus, charrnn_home):
     assert config["precision_used"] == "fp32"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not device.native_bf16(), reason="this CPU has no bf16 arithmetic")
 def test_a_bf16_run_learns_like_an_fp32_one(cli, tiny_corpus, charrnn_home):
     common = ["--corpus", str(tiny_corpus), *TINY, "--max-steps", "120", "--eval-every", "60",

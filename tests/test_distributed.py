@@ -258,6 +258,7 @@ def chain(jobs) -> SimpleNamespace:
     return SimpleNamespace(home=jobs.homes["chain"], **vars(jobs.chain))
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process_through_both_resumes(chain):
     """val_loss (and the global train loss) at steps 10..60 of torchrun -> --nproc resume ->
     single-process resume equal one process of the same global batch."""

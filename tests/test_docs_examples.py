@@ -109,6 +109,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tinyshakespeare: by
     return folder
 
 
+@pytest.mark.slow
 def test_the_docs_examples_work_as_written(scratch: Path):
     shell = Shell()
     shell.charrnn(["fetch", "--from", "input.txt", "--name", "tinyshakespeare"])  # offline

@@ -163,6 +163,7 @@ def test_a_failed_download_during_train_names_only_commands_to_paste(cli, dead_u
     assert r.code == 3 and "--mirror" not in line and "charrnn train --corpus pysrc" in line
 
 
+@pytest.mark.slow
 def test_offline_a_copy_imported_under_the_registry_name_is_used_other_text_refused(
     cli, tinyshakespeare, tmp_path, monkeypatch
 ):

@@ -259,6 +259,7 @@ def test_ranks_that_read_different_checkpoint_bytes_are_refused(parent, new_corp
         _child("parent", new_corpus)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_data_parallel_ranks_start_from_the_parents_weights(cli, parent, new_corpus, charrnn_home):
     """Two ranks x 4 streams fine-tune as one process x 8 streams does: had a rank started from

@@ -41,6 +41,7 @@ def test_the_committed_notebook_holds_its_outputs_and_its_plot():
     assert "\x1b[" not in texts(nb)
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_on_a_short_budget(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     [params] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]

@@ -132,6 +132,7 @@ JSON = st.recursive(
 @SETTINGS
 @given(where=st.sampled_from(["", "model", "train", "corpus"]), key=st.text(max_size=14),
        value=JSON, known=st.booleans())  # fmt: skip
+@pytest.mark.slow
 def test_any_value_anywhere_in_config_json_is_named_or_used(
     cli, sandbox, config_text, where, key, value, known
 ):
@@ -162,6 +163,7 @@ METRIC_LINE = st.one_of(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(lines=st.lists(METRIC_LINE, max_size=6), newline=st.booleans())
 def test_any_metrics_lines_list_the_run_with_warnings(cli, sandbox, lines, newline):

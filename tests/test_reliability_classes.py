@@ -175,6 +175,7 @@ def test_every_numeric_option_declares_finite_bounds_within_its_type():
                 assert _bounds(p) == (low, high), key
 
 
+@pytest.mark.slow
 def test_every_numeric_option_past_its_bounds_is_one_line_exit_2(cli, home):
     for n, (path, p) in enumerate(NUMERIC):
         for value in _beyond(p):
@@ -185,6 +186,7 @@ def test_every_numeric_option_past_its_bounds_is_one_line_exit_2(cli, home):
     assert sorted(p.name for p in (home / "runs").iterdir()) == ["m"]  # nothing was written
 
 
+@pytest.mark.slow
 def test_every_numeric_option_at_its_bounds_is_never_an_internal_error(cli, home):
     for n, (path, p) in enumerate(NUMERIC):
         if (path[0], _flag(p)) in NEED_NETWORK:

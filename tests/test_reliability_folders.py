@@ -111,6 +111,7 @@ def test_a_crafted_config_is_one_line_naming_the_file(model, cli, tiny_corpus, t
         assert r.code == 4 and str(model / CONFIG) in one_line(r.err), (case, args, r.err)
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_crafted_folders_in_one_line_in_a_process_of_its_own(handed, tmp_path):
     # through the real entry point: serve (no model to serve: exit 4 before it binds), sample
     for name, args, edit in (

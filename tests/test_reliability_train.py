@@ -99,6 +99,7 @@ def test_a_model_bigger_than_the_machine_is_refused_before_anything(cli, tiny_co
     assert runs_left(charrnn_home) == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA reserves address space at start")
 def test_a_model_that_cannot_be_allocated_is_one_line_and_leaves_no_run(tiny_corpus, charrnn_home):
     need, ram = _training_bytes(12288, 2)
@@ -187,6 +188,7 @@ def test_nan_losses_at_steps_5_and_6_are_skipped_and_counted(
     assert all(math.isfinite(row["train_loss"]) for row in metrics(charrnn_home, "nan"))
 
 
+@pytest.mark.slow
 def test_two_trainers_on_one_run_the_second_is_refused_the_first_undisturbed(
     cli, tiny_corpus, charrnn_home
 ):
@@ -316,6 +318,7 @@ def _killed_runs(folder: Path, base_env: dict[str, str]) -> SimpleNamespace:
         return SimpleNamespace(home=home, results=[f.result() for f in series])
 
 
+@pytest.mark.slow
 def test_kill_9_ten_times_half_inside_checkpoint_writes_always_resumes(
     cli, background, monkeypatch
 ):
@@ -334,6 +337,7 @@ def test_kill_9_ten_times_half_inside_checkpoint_writes_always_resumes(
         assert r.code == 2 and "already reached" in r.err
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(
     cli, tiny_corpus, charrnn_home
 ):
