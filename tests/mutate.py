@@ -25,8 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutate"
-# pytest in each mutant's worker: quiet, no cache, stop at the first failure (a kill is a kill)
-PYTEST_ARGS = ["-p", "no:cacheprovider", "-q", "-x", "-p", "no:randomly"]
+# pytest in each mutant's worker: quiet, no cache, stop at the first failure (a kill is a kill),
+# in mutmut's own process (no xdist workers: mutmut counts what each test runs)
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-q", "-x", "-p", "no:randomly", "-n", "0"]
 ALSO = ("docs", "completions", "README.md")  # what some tests read besides the code
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 

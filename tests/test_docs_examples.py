@@ -54,7 +54,7 @@ SKIP = {  # a command line (its comment left out): why this test does not run it
     "run it names exists is checked here",
     "curl -s localhost:8000/v1/completions -H 'Content-Type: application/json' -d '{\"prompt\": "
     '"ROMEO:", "max_tokens": 200, "temperature": 0.8, "seed": 1}\'': "talks to the server",
-    ".venv/bin/python -m pytest tests/test_sample.py -q": "runs part of this suite",
+    ".venv/bin/python -m pytest tests/test_sample.py -q -n 0": "runs part of this suite",
     "charrnn train --nproc 2 --corpus shakespeare --run big": _DDP,
     "torchrun --standalone --nproc-per-node 2 -m -- charrnn_cli train --corpus shakespeare "
     "--run big": _DDP,
