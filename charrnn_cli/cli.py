@@ -14,13 +14,15 @@ error one line and exit 2, a closed stdout a quiet exit, and any other exception
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+import typer.main
 
 from charrnn_cli import __version__, console
 from charrnn_cli.commands import evaluate as eval_cmd
@@ -39,6 +41,9 @@ from charrnn_cli.errors import (
     CharrnnError,
     Interrupted,
 )
+
+if TYPE_CHECKING:
+    import click
 
 app = typer.Typer(
     name="charrnn",
@@ -115,6 +120,14 @@ app.command("info")(info_cmd.info)
 app.add_typer(viz_cmd.app, name="viz")
 
 
+@functools.cache
+def command() -> click.Command:
+    """The click command Typer builds from `app`, built once a process: `app(...)` builds it
+    anew at each call (~50 ms reading every command's signature), which a program calling
+    `main` again and again (a notebook, the tests) would pay every time."""
+    return typer.main.get_command(app)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the app and return its exit code, turning failures into one line on stderr."""
     from typer.exceptions import Abort, TyperException
@@ -122,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _answer_ctrl_c()
     try:
-        rv = app(args=args, prog_name="charrnn", standalone_mode=False)
+        rv = command().main(args=args, prog_name="charrnn", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except Interrupted as exc:  # training stopped by a signal and saved: no error
         console.stopped(str(exc))
