@@ -186,6 +186,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     module whole and in its own order: pytest-xdist hands out whole modules (a module's
     fixtures are built once), so the long ones start at once and the many short ones fill in
     around them, rather than one long module ending the run alone on one core."""
+    split = [item.nodeid for item in items if "::" in item.nodeid.partition("[")[2]]
+    assert not split, f"an id holds '::', which splits its module in two under xdist: {split}"
     slow = {item.module for item in items if item.get_closest_marker("slow")
             or "background" in getattr(item, "fixturenames", ())}  # fmt: skip
     items.sort(key=lambda item: item.module not in slow)

@@ -59,7 +59,7 @@ def fetch_proc(*args: str, timeout: float = 60, **kw) -> tuple[int, str, str]:
     [
         ("http://", "names no host"),
         ("http:///corpus.txt", "names no host"),
-        ("https://[::1/corpus.txt", "Invalid IPv6 URL"),
+        pytest.param("https://[::1/corpus.txt", "Invalid IPv6 URL", id="unclosed-ipv6"),
         ("http://127.0.0.1:99999/corpus.txt", "Port out of range"),
         ("http://127.0.0.1:port/corpus.txt", "Port could not be cast"),
         ("http://exa mple.org/corpus.txt", "spaces"),

@@ -16,7 +16,8 @@ import pytest
 
 from charrnn_cli import device
 from charrnn_cli.export.writer import export_run
-from tests.helpers import TINY, one_error_line, one_line, runs_left, spawn, train_tiny
+from tests.helpers import TINY, one_error_line, one_line, runs_left, train_tiny
+from tests.warm import warm_spawn
 
 TENSORS, CONFIG = "model.safetensors", "config.json"
 
@@ -113,7 +114,8 @@ def test_a_crafted_config_is_one_line_naming_the_file(model, cli, tiny_corpus, t
 
 @pytest.mark.slow
 def test_the_cli_refuses_crafted_folders_in_one_line_in_a_process_of_its_own(handed, tmp_path):
-    # through the real entry point: serve (no model to serve: exit 4 before it binds), sample
+    # through the real entry point, in a process (forked warm) that a crash would end: serve (no
+    # model to serve: exit 4 before it binds), sample
     for name, args, edit in (
         ("zeros", ["serve", "--port", "0"],
          lambda f: _edit_config(f, CONFIGS["unigram counts nothing"])),
@@ -123,7 +125,7 @@ def test_the_cli_refuses_crafted_folders_in_one_line_in_a_process_of_its_own(han
     ):  # fmt: skip
         folder = Path(shutil.copytree(handed, tmp_path / name))
         edit(folder)
-        proc = spawn(*args, "--run", str(folder))
+        proc = warm_spawn(*args, "--run", str(folder))
         try:
             out, err = proc.communicate(timeout=120)
         finally:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import random
+import resource
 import subprocess
 from pathlib import Path
 
 from charrnn_cli.data import utf8scan
-from tests.helpers import TINY, background_job, spawn
+from tests.helpers import TINY, background_job
+from tests.warm import WarmProcess, warm_spawn
 
 LIMIT = 2 << 30  # RLIMIT_AS: torch alone maps ~0.6 GB of it
 
@@ -33,8 +35,8 @@ def _big_run(folder: Path, base_env: dict[str, str]) -> dict[str, tuple[int, str
     _write_corpus(corpus, 150 << 20)
     env = {"CHARRNN_HOME": str(folder / "home"), "OMP_NUM_THREADS": "1"}
 
-    def start(*args: str) -> subprocess.Popen:
-        return spawn(*args, env=env, base_env=base_env, shell=f"ulimit -v {LIMIT >> 10}")
+    def start(*args: str) -> WarmProcess:
+        return warm_spawn(*args, env=env, base_env=base_env, limits={resource.RLIMIT_AS: LIMIT})
 
     def ended(proc: subprocess.Popen) -> tuple[int, str, str]:
         out, err = proc.communicate(timeout=600)

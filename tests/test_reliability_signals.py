@@ -1,9 +1,9 @@
 """Every signal that would end training is answered like Ctrl-C: finish the step, save, exit
 128 + the signal's number; a closed terminal (SIGHUP, then writes that fail) included.
 
-The real trainers below (ten processes) are started side by side by one background job (see
-tests/helpers.py) while the session's other tests run; each test reads how its trainer ended and
-resumes the run it left."""
+The real trainers below (ten processes, most forked warm: tests/warm.py) are started side by
+side by one background job (see tests/helpers.py) while the session's other tests run; each
+test reads how its trainer ended and resumes the run it left."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from charrnn_cli import errors
 from charrnn_cli.storage import checkpoint
 from charrnn_cli.training.interrupts import Stopper
 from tests.helpers import TINY, TINY_TEXT, background_job, spawn, wait_for_metrics
+from tests.warm import warm_spawn
 
 
 @pytest.mark.parametrize("signum", errors.stop_signals(), ids=errors.signal_name)
@@ -160,18 +161,19 @@ def _signal_trainers(folder: Path, base_env: dict[str, str]) -> SimpleNamespace:
     home, corpus = folder / "home", folder / "tiny.txt"
     corpus.write_text(TINY_TEXT, encoding="utf-8")
     env = {"CHARRNN_HOME": str(home)}
-    start = partial(spawn, env=env, base_env=base_env)
+    start = partial(spawn, env=env, base_env=base_env)  # exec'd: for the start-up's own test
+    warm = partial(warm_spawn, env=env, base_env=base_env)  # forked warm (tests/warm.py)
     train = ["train", "--corpus", str(corpus), *TINY, "--epochs", "100000"]
     runs = home / "runs"
     jobs, procs = {}, []
     # every process is started here, in this thread; the threads below only wait and signal
     for signum in SIGNALS:
         name = errors.signal_name(signum)
-        procs.append(start(*train, "--run", name))
+        procs.append(warm(*train, "--run", name))
         jobs[name] = partial(_stop_with, procs[-1], runs / name, signum)
-    procs.append(start(*train, "--run", "nohup", shell="trap '' HUP"))  # what nohup does
+    procs.append(warm(*train, "--run", "nohup", ignore=(signal.SIGHUP,)))  # what nohup does
     jobs["nohup"] = partial(_hang_up_then_terminate, procs[-1], runs / "nohup")
-    procs.append(start(*train, "--run", "pipe", "--eval-every", "2"))
+    procs.append(warm(*train, "--run", "pipe", "--eval-every", "2"))
     jobs["pipe"] = partial(_reader_leaves, procs[-1])
     procs.append(start(*train, "--run", "ignored", shell="trap '' INT"))  # `&` in a script
     jobs["ignored"] = partial(_interrupted_while_starting, procs[-1], runs / "ignored")

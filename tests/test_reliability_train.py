@@ -37,6 +37,7 @@ from tests.helpers import (
     spawn,
     wait_for_line,
 )
+from tests.warm import warm_spawn
 
 BAD_NUMBERS = [
     ["--layers", "0"], ["--layers", "-1"], ["--layers", "1000000000"],
@@ -196,7 +197,7 @@ def test_two_trainers_on_one_run_the_second_is_refused_the_first_undisturbed(
     assert cli("train", *small, "--max-steps", "3").code == 0
     last = charrnn_home / "runs" / "busy" / "last.pt"
     args = ("train", "--run", "busy", "--resume", "--epochs", "100000", "--max-steps", "100000000")
-    procs = [spawn(*args), spawn(*args)]  # started together: whichever locks first trains
+    procs = [warm_spawn(*args), warm_spawn(*args)]  # together: whichever locks first trains
     try:
         deadline = time.monotonic() + 60
         while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
@@ -274,8 +275,8 @@ def _kill_series(home: Path, env: dict, run: str, kills: int, seed: int) -> tupl
     step = checkpoint.load(folder / "last.pt")["step"]
     mid_write = 0
     for i in range(kills):
-        proc = spawn("train", "--run", run, "--resume", "--epochs", "100000",
-                     "--max-steps", "100000000", base_env=env)  # fmt: skip
+        proc = warm_spawn("train", "--run", run, "--resume", "--epochs", "100000",
+                          "--max-steps", "100000000", base_env=env)  # fmt: skip
         try:
             wait_for_line(proc, "resuming")
             if i % 2:
@@ -348,12 +349,9 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(
     before = {name: _hash(folder / name) for name in ("last.pt", "best.pt")}
     limit = (folder / "last.pt").stat().st_size // 2  # a checkpoint no longer fits
 
-    def full_disk() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    proc = spawn("train", "--run", "full", "--resume", "--max-steps", "100",
-                 preexec_fn=full_disk)  # fmt: skip
+    # a full disk: writes past `limit` fail (EFBIG, with SIGXFSZ ignored as a shell would)
+    proc = warm_spawn("train", "--run", "full", "--resume", "--max-steps", "100",
+                      ignore=(signal.SIGXFSZ,), limits={resource.RLIMIT_FSIZE: limit})  # fmt: skip
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     line = err.strip().splitlines()[-1]

@@ -43,7 +43,8 @@ def test_a_foreign_host_is_refused_on_loopback(srv, path, host):
 
 
 @pytest.mark.parametrize(
-    "host", ["localhost", "LOCALHOST:1", "127.0.0.1", "127.3.2.1:9", "[::1]:80", "proxy.example",
+    "host", ["localhost", "LOCALHOST:1", "127.0.0.1", "127.3.2.1:9",
+             pytest.param("[::1]:80", id="ipv6-loopback:80"), "proxy.example",
              "proxy.example:8443"],
 )  # fmt: skip
 def test_loopback_and_allowed_hosts_are_served(srv, host):
