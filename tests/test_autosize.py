@@ -38,6 +38,19 @@ def test_regularisation_grows_with_the_passes_over_the_text():
     assert many["eval_every"] < 500  # often enough to keep the minimum (best.pt)
 
 
+def test_the_same_passes_regularise_a_text_the_model_can_hold_by_heart_more():
+    """About 12 epochs of 2x256 each: on 1 MB (0.9 weights a character) the model does not
+    overfit, on 400 KB (2.2 a character) it does (docs/quality.md)."""
+    whole, why_whole = autosize.choose(1_000_000, 65, {"max_minutes": 5.37}, 54_000)
+    piece, why_piece = autosize.choose(400_000, 65, {"max_minutes": 2.15}, 54_000)
+    assert abs(why_whole["epochs"] - why_piece["epochs"]) < 1
+    assert whole["hidden_size"] == piece["hidden_size"] == 256
+    assert whole["weight_drop"] == 0.0 and piece["weight_drop"] > 0.0
+    assert why_piece["pressure"] > 2 * why_whole["pressure"]
+    for o in (whole, piece, _pick(20_000, 20)):  # they cost more than they gave (table C)
+        assert o["embed_dropout"] == o["locked_dropout"] == 0.0
+
+
 def test_a_step_budget_needs_no_timing_and_given_options_win():
     o, why = autosize.choose(200_000, 65, {"max_steps": 300, "hidden_size": 32}, None)
     assert o["hidden_size"] == 32 and why["steps"] == 300 and why["budget"] == "300 steps"
