@@ -111,6 +111,7 @@ class Drain:
     def close(self) -> bytes:
         self.done.set()
         self.thread.join(10)
+        assert not self.thread.is_alive(), "the FIFO's reader did not stop"
         # the thread may have seen an empty pipe just before the writer wrote and then `done`:
         # take whatever is still in the pipe before closing it
         while True:

@@ -33,6 +33,9 @@ import torch, torch._dynamo  # what a trainer imports (its optimizer's first ste
 import charrnn_cli.cli, charrnn_cli.training.train
 
 def trainer(req, fds):
+    # never returns: main()'s code ends the process through SystemExit as `python -m
+    # charrnn_cli` ends (atexit, stdio flushed, threads joined); an exception in the set-up
+    # ends it with its traceback
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
     for fd in fds:
@@ -40,23 +43,18 @@ def trainer(req, fds):
     os.chdir(req["cwd"])
     os.environ.clear()
     os.environ.update(req["env"])
+    # what charrnn and torch read from the environment at import, read again from this one's
+    charrnn_cli.cli._debug = os.environ.get("CHARRNN_DEBUG", "") not in ("", "0")
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     for signum in req["ignore"]:  # what `trap '' SIG` in a shell leaves to the program it runs
         signal.signal(signum, signal.SIG_IGN)
     for which, limit in req["limits"]:  # what `ulimit` in a shell leaves to it
         resource.setrlimit(which, (limit, limit))
     sys.argv = ["charrnn", *req["args"]]
-    code = 1
-    try:
-        from charrnn_cli import console
-        console.reset()
-        code = charrnn_cli.cli.main(req["args"])
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(code)
+    from charrnn_cli import console
+    console.reset()
+    sys.exit(charrnn_cli.cli.main(req["args"]))
 
 sock = socket.socket(fileno=int(sys.argv[1]))
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the monitors
@@ -84,9 +82,9 @@ _zygote: tuple[subprocess.Popen, socket.socket] | None = None
 _lock = threading.Lock()
 
 
-def _connection() -> socket.socket:
-    """The zygote's socket, the zygote started on first use (with this process's environment:
-    OMP_NUM_THREADS and the like are read when torch is imported)."""
+def _connection(env: dict[str, str]) -> socket.socket:
+    """The zygote's socket, the zygote started on first use with the first request's `env`
+    (never this process's os.environ, which a test may be changing in another thread)."""
     global _zygote
     with _lock:
         if _zygote is None or _zygote[0].poll() is not None:
@@ -94,7 +92,7 @@ def _connection() -> socket.socket:
             proc = subprocess.Popen(
                 [sys.executable, "-c", ZYGOTE, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=env,
                 stdin=subprocess.DEVNULL,
             )
             theirs.close()
@@ -125,7 +123,7 @@ class WarmProcess:
                    "limits": list(limits.items())}  # fmt: skip
         with open(os.devnull, "rb") as null:
             fds = [null.fileno(), out_w, err_w, status_w]
-            socket.send_fds(_connection(), [json.dumps(request).encode()], fds)
+            socket.send_fds(_connection(env), [json.dumps(request).encode()], fds)
         for fd in (out_w, err_w, status_w):
             os.close(fd)
         self.stdout: IO[str] = open(out_r, encoding="utf-8")  # noqa: SIM115
@@ -137,6 +135,13 @@ class WarmProcess:
         if line is None:
             raise RuntimeError("the zygote did not start a process")
         self.pid = int(line)
+        # signals go through a pidfd: once the trainer has ended (its monitor reaps it at
+        # once), its pid may be another process's
+        self._pidfd: int | None = None
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # ended already, or no pidfd here
+            pass
 
     def _line(self, timeout: float | None) -> bytes | None:
         """The next line of the monitor's status pipe, or None if none came in `timeout`."""
@@ -145,7 +150,7 @@ class WarmProcess:
                 return None
             chunk = os.read(self._status, 64)
             if not chunk:
-                return None
+                raise RuntimeError(f"the monitor of a warm charrnn ended with {self._read!r}")
             self._read += chunk
         line, self._read = self._read.split(b"\n", 1)
         return line
@@ -162,11 +167,22 @@ class WarmProcess:
                 return None
             self.returncode = int(line)
             os.close(self._status)
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, signum)
+        """As Popen's: nothing once the process has ended."""
+        if self.poll() is not None:
+            return
+        try:
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+        except ProcessLookupError:  # ended since poll()
+            pass
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
@@ -207,6 +223,6 @@ def warm_spawn(
     """`charrnn ARGS` forked warm, as `helpers.spawn` would start it (the test's environment or
     `base_env`, updated with `env`); `ignore`: signals it starts with ignored, as under `trap`;
     `limits`: {resource.RLIMIT_*: bytes}, as under `ulimit`."""
-    base = os.environ if base_env is None else base_env
+    base = dict(os.environ) if base_env is None else base_env
     env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
     return WarmProcess(list(args), env, ignore, limits or {})

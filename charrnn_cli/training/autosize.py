@@ -5,8 +5,9 @@ The choice, in order (docs/quality.md says how it was fitted and what it reached
    given) x the speed of a 256x2 LSTM step timed here on the device, scaled to each size by its
    multiply-adds (`flops_per_char`);
 2. the size: the largest hidden size whose budget gives it at least CHARS_PER_PARAM characters
-   per parameter (the cpu preset's 256x2 at 5 minutes on a 2-core CPU sits at ~5-6, the best
-   5-minute model we found), and whose parameters do not exceed DATA_PARAMS x the training
+   per parameter (the cpu preset's 256x2 at 5 minutes on the 2-core AVX-512 CPU it was tuned
+   on, 24,500 chars/s, sits at ~6: the best 5-minute model found there; a faster device gives
+   a larger model), and whose parameters do not exceed DATA_PARAMS x the training
    characters (a bigger model only memorises a small text sooner);
 3. the regularisers from the pressure that budget puts on the text: epochs (how often each
    character is seen) x parameters per training character (how much of it the model can hold
