@@ -164,3 +164,12 @@ def test_the_base_layer_is_torch_free_by_ruff():
         for m in graph():
             if rx.match(m):
                 assert layer_of(m, table) != 0, f"{m} is in the base layer but may import torch"
+
+
+def test_every_module_has_its_line_in_the_architecture_page():
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = ROOT / "charrnn_cli"
+    modules = [p.relative_to(package).as_posix() for p in package.rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py")]  # fmt: skip
+    assert len(modules) > 50
+    assert [m for m in modules if f"`{m}`" not in doc] == []

@@ -132,14 +132,8 @@ def _lstm_steps(
 class Lane:
     """Some of the streams: their stepper, noise, logits and line lengths."""
 
-    def __init__(
-        self,
-        model: CharRNN,
-        start: Start,
-        strategy: Strategy,
-        rngs: list[np.random.Generator],
-        ends: LineEnds | None,
-    ) -> None:
+    def __init__(self, model: CharRNN, start: Start, rngs: list[np.random.Generator], *,
+                 strategy: Strategy, ends: LineEnds | None) -> None:  # fmt: skip
         b, t = len(rngs), torch.from_numpy
         self.stepper = st = LstmStepper(model, start.h, b)
         v = st._rows(b)

@@ -66,7 +66,8 @@ class NumpyStreams(_Streams):
         h = start.h
         part = tuple(rows(t) for t in h) if isinstance(h, tuple) else rows(h)
         logits = start.logits[lo:hi] if start.logits.shape[0] > 1 else start.logits
-        return Lane(self.model, Start(logits, part), self.strategy, rngs[lo:hi], self.ends)
+        return Lane(self.model, Start(logits, part), rngs[lo:hi], strategy=self.strategy,
+                    ends=self.ends)  # fmt: skip
 
     def run(self, steps: int | None = None, chunk: int = 64) -> Iterator[Chunk]:
         """Step `steps` times (forever when None), yielding a chunk every `chunk` steps."""
