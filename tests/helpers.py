@@ -6,6 +6,7 @@ import ctypes
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -364,3 +365,31 @@ def surprise_page(text: str = VIZ_TEXT) -> str:
         title="t", note="n", text=text, bits=bits, top_chars=[["e", "<", "\n"]] * len(text),
         top_p=[[0.5, 0.25, 0.125]] * len(text), mean=1.2345,
     )  # fmt: skip
+
+
+PAGE_SAMPLER = Path(charrnn_cli.__file__).parent / "export" / "sampler.js"
+
+
+def page_sampler(path: Path, *args: str, echo_seed: bool = False) -> str:
+    """What the exported page's own sampler (export/sampler.js, run by node) writes for the
+    model at `path` (the seed echoed only with `echo_seed`, its default being to echo it)."""
+    node = shutil.which("node")
+    assert node is not None
+    echo = [] if echo_seed else ["--no-echo-seed"]
+    done = subprocess.run([node, str(PAGE_SAMPLER), str(path), *args, *echo],
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return done.stdout
+
+
+def fixed_examples(count: int):
+    """Hypothesis settings for `count` examples drawn the same on every run (CI is never red
+    by a new draw), with no deadline and no example database."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=count,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )

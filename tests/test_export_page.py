@@ -21,11 +21,10 @@ from charrnn_cli.export.writer import write
 from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling import SampleRequest
 from charrnn_cli.sampling.generator import SamplingModel, generate
-from tests.helpers import need_tool, require_tool, train_tiny
+from tests.helpers import need_tool, page_sampler, require_tool, train_tiny
 
 NODE = shutil.which("node")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SAMPLER = Path(page.__file__).with_name("sampler.js")
 VOCAB = "abcdefghij \n"
 needs_node = pytest.mark.usefixtures("node")
 
@@ -53,14 +52,6 @@ def _python(src: Source, seed: str, length: int, temperature: float = 0.0) -> st
     return "".join(p.text for p in generate(sm, request))
 
 
-def _node(path: Path, *args: str) -> str:
-    assert NODE is not None
-    done = subprocess.run([NODE, str(SAMPLER), str(path), *args, "--no-echo-seed"],
-                          capture_output=True,
-                          text=True, timeout=60, check=True)  # fmt: skip
-    return done.stdout
-
-
 @needs_node
 @pytest.mark.parametrize(("cell", "start"), [("lstm", "learned"), ("gru", "learned"),
                                              ("rnn", "zero")])  # fmt: skip
@@ -76,21 +67,21 @@ def test_the_page_predicts_what_charrnn_predicts_at_every_position(cell, start, 
         logits, _ = src.model(torch.tensor([[VOCAB.index(c) for c in text]]))
     want = "".join(VOCAB[i] for i in logits[0].argmax(-1).tolist())
     assert len(set(want)) > 3  # the predictions follow the text: the state is carried
-    assert _node(path, "--predict", text) == want
+    assert page_sampler(path, "--predict", text) == want
     greedy = _python(src, "abc", 300)
-    assert _node(path, "--seed", "abc", "--len", "300", "--temperature", "0") == greedy
+    assert page_sampler(path, "--seed", "abc", "--len", "300", "--temperature", "0") == greedy
 
 
 @needs_node
 def test_a_random_seed_gives_the_same_draw_and_top_k_1_is_greedy(tmp_path):
     src = _source("lstm", layers=1)
     path = write(src, "html", tmp_path / "m.html")
-    drawn = [_node(path, "--seed", "ab", "--len", "200", "--temperature", "1",
+    drawn = [page_sampler(path, "--seed", "ab", "--len", "200", "--temperature", "1",
                    "--random-seed", str(s)) for s in (7, 7, 8)]  # fmt: skip
     assert drawn[0] == drawn[1] != drawn[2] and len(drawn[0]) == 200
-    top1 = _node(path, "--seed", "ab", "--len", "200", "--temperature", "1", "--top-k", "1")
+    top1 = page_sampler(path, "--seed", "ab", "--len", "200", "--temperature", "1", "--top-k", "1")
     assert top1 == _python(src, "ab", 200)
-    unseeded = _node(path, "--len", "50", "--temperature", "1", "--random-seed", "1")
+    unseeded = page_sampler(path, "--len", "50", "--temperature", "1", "--random-seed", "1")
     assert len(unseeded) == 50
 
 
@@ -106,7 +97,7 @@ def test_an_exported_run_s_page_continues_as_sample_greedy(trained, charrnn_home
     assert cli("export", "--run", "r", "--format", "html", "--output", str(out)).code == 0
     greedy = cli("sample", "--run", "r", "--seed", "the ", "--greedy", "--len", "200",
                  "--no-echo-seed")  # fmt: skip
-    assert _node(out, "--seed", "the ", "--len", "200") == greedy.out
+    assert page_sampler(out, "--seed", "the ", "--len", "200") == greedy.out
     assert len(set(greedy.out)) >= 5  # a trained model's greedy text: words, not one letter
     text = out.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//|https?://""", text)

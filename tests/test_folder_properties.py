@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from charrnn_cli.errors import CorruptFileError
@@ -29,17 +29,11 @@ from charrnn_cli.export.writer import export_run
 from charrnn_cli.sampling.generator import SamplingModel, generate
 from charrnn_cli.sampling.request import SampleRequest
 from charrnn_cli.storage import folder
-from tests.helpers import train_tiny
+from tests.helpers import fixed_examples, train_tiny
 
 TENSORS, CONFIG = "model.safetensors", "config.json"
 SLACK = 64 << 20  # bytes a use may grow the peak resident size by, besides the folder's own
-SETTINGS = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,  # the same examples on every run: CI is never red by a new draw
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+SETTINGS = fixed_examples(60)
 # values of every kind JSON holds, and the ones that broke charrnn before
 ODD = [None, True, 0, -1, 2**63, 2**70, -(2**70), 1e308, math.nan, math.inf, "", "abc",
        "\ud800", "bytes", [], {}, [0], [[[]]], {"loss": "x"}, [1] * 100, "x" * 5000]  # fmt: skip

@@ -18,23 +18,17 @@ from pathlib import Path
 import pytest
 import torch
 import typer.main
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn_cli import corpora
 from charrnn_cli.cli import app
-from tests.helpers import one_line
+from tests.helpers import fixed_examples, one_line
 
 # 30 examples each: each runs two to four whole commands; a fixed draw (derandomize) that
 # still reaches every kind of value the strategies make. The command lines get 60: one
 # command each, most of them refused while parsing.
-SETTINGS = settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,  # the same examples on every run: CI is never red by a new draw
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+SETTINGS = fixed_examples(30)
 DOCUMENTED = {0, 1, 2, 3, 4, 5}
 # options left out: --nproc starts processes, --resume could train on, --yes removes the run,
 # --beam-width and --install-completion do slow or outside work; each is tested by examples

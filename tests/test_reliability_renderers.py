@@ -12,8 +12,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
-from pathlib import Path
+from functools import partial
 
 import pytest
 import torch
@@ -27,6 +26,7 @@ from charrnn_cli.model import CharRNN
 from charrnn_cli.sampling import SampleRequest
 from charrnn_cli.sampling.generator import SamplingModel, generate
 from charrnn_cli.viz import pages, terminal
+from tests.helpers import page_sampler
 
 CLASSES = {
     "c0": "a\x00b\x07c\x08d\x0b\x0c\re",
@@ -159,15 +159,6 @@ def test_a_folder_named_with_a_byte_that_is_not_utf8_exports_its_page_and_card(c
 
 
 NODE = shutil.which("node")
-SAMPLER = Path(page.__file__).with_name("sampler.js")
-
-
-def _node(path: Path, *args: str) -> str:
-    assert NODE is not None
-    done = subprocess.run([NODE, str(SAMPLER), str(path), *args, "--no-echo-seed"],
-                          capture_output=True,
-                          text=True, timeout=60, check=True)  # fmt: skip
-    return done.stdout
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
@@ -178,22 +169,13 @@ def test_the_page_sampler_walks_code_points_and_validates_top_k(tmp_path):
     for seed in ("a😀b𝔸", "😀😀", "𝔸"):
         request = SampleRequest(prompt=seed, length=40, temperature=0.0, echo=False)
         want = "".join(p.text for p in generate(sm, request))
-        assert _node(path, "--seed", seed, "--len", "40") == want, seed
-    assert len(list(_node(path, "--predict", "a😀b"))) == 3  # one prediction a code point
-    echoed = subprocess.run(
-        [NODE, str(SAMPLER), str(path), "--seed", "a😀", "--len", "9"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert echoed == "a😀" + _node(path, "--seed", "a😀", "--len", "9")  # as charrnn sample
-    every = _node(path, "--seed", "a", "--len", "30", "--temperature", "1", "--random-seed", "1")
+        assert page_sampler(path, "--seed", seed, "--len", "40") == want, seed
+    assert len(list(page_sampler(path, "--predict", "a😀b"))) == 3  # one prediction a code point
+    echoed = page_sampler(path, "--seed", "a😀", "--len", "9", echo_seed=True)
+    assert echoed == "a😀" + page_sampler(path, "--seed", "a😀", "--len", "9")  # as charrnn sample
+    drawn = partial(page_sampler, path, "--seed", "a", "--len", "30", "--temperature", "1",
+                    "--random-seed", "1")  # fmt: skip
+    every = drawn()
     for bad in ("-3", "abc", "0", "1e9"):
-        got = _node(path, "--seed", "a", "--len", "30", "--temperature", "1",
-                    "--random-seed", "1", "--top-k", bad)  # fmt: skip
-        assert got == every, bad  # ignored: all characters, as with no top-k
-    two = _node(path, "--seed", "a", "--len", "30", "--temperature", "1", "--random-seed", "1",
-                "--top-k", "2")  # fmt: skip
-    assert _node(path, "--seed", "a", "--len", "30", "--temperature", "1", "--random-seed",
-                 "1", "--top-k", "2.5") == two  # fmt: skip
+        assert drawn("--top-k", bad) == every, bad  # ignored: all characters, as with no top-k
+    assert drawn("--top-k", "2.5") == drawn("--top-k", "2")
