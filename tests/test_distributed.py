@@ -363,7 +363,13 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(jobs):
     saved = _checkpoint(home, "int")
     evals = [r["step"] for r in metrics(home, "int") if "val_loss" in r]
     assert evals[-1] == saved["step"] > 0  # the final evaluation, where both ranks stopped
-    assert saved["world_size"] == 2 and len(saved["hidden"]) == 2
+    assert saved["world_size"] == 2
+    # both ranks' streams, gathered into one (L, 2B, H) state per tensor of the LSTM; a state of
+    # zeros (none saved) is right only at the top of an epoch or after a skipped step
+    state = {k: saved[k] for k in ("step", "epoch", "cursor", "skipped_steps")}
+    assert [tuple(t.shape) for t in saved["hidden"]] == [(1, 8, 16)] * 2 or (
+        not saved["hidden"] and (saved["cursor"] == 0 or saved["skipped_steps"])
+    ), (state, [tuple(t.shape) for t in saved["hidden"]], err[-3000:])
 
 
 def test_joining_the_group_times_out_with_a_clear_message(jobs):
