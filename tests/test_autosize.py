@@ -24,9 +24,14 @@ def test_the_cpu_presets_case_gives_the_cpu_presets_model():
     o = _pick(1_000_000, 5)
     assert (o["hidden_size"], o["layers"], o["seq_len"]) == (256, 2, 64)
     assert o["dropout"] == config.PRESETS["cpu"]["dropout"]
-    assert o["batch_size"] == 32 and _pick(1_000_000, 5.37, speed=54_000)["batch_size"] == 64
+    assert o["batch_size"] == 32 and _pick(1_000_000, 5.37, speed=51_787)["batch_size"] == 64
     assert _pick(1_000_000, 5, speed=400_000)["batch_size"] == 128
     assert _pick(1_000_000, 5, batch_size=48)["batch_size"] == 48
+    assert _pick(1_000_000, 5, max_steps=500)["batch_size"] == 64  # the steps are the budget
+    # few steps never raise the rows of a text too small to fill 32 (min, not 32)
+    for chars, minutes in ((3_000, 0.05), (10_000, 0.05), (30_000, 0.05), (30_000, 5)):
+        assert _pick(chars, minutes)["batch_size"] <= min(64, chars // (65 * 8))
+    assert _pick(10_000, 0.05)["batch_size"] < 32 and _pick(30_000, 0.05)["batch_size"] == 32
 
 
 def test_weight_drop_comes_before_more_dropout():

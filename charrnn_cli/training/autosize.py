@@ -36,7 +36,7 @@ CHARS_PER_PARAM = 5.0  # characters seen per parameter, at least (see 2. above)
 DATA_PARAMS = 20.0  # parameters per training character, at most
 DEFAULT_MINUTES = 10.0  # the budget when neither --max-minutes nor --max-steps is given
 EVALS = 20  # evaluations in a run, about
-FEW_STEPS = 3_000  # a timed CPU budget with fewer steps of 64 rows than this trains 32 rows
+FEW_STEPS = 2_400  # CPU minutes that hold fewer steps of 64 rows than this train 32 rows
 EVAL_CHARS = 40_000  # held-out characters an evaluation scores, at most
 # the share of the timed step's speed a run reaches: evaluations, checkpoints, the data and the
 # start (a plain 256x2 run on an idle 2-core CPU made 72% of the steps the probe's speed allows)
@@ -76,11 +76,12 @@ def choose(
     hidden = int(given.get("hidden_size") or best)
     params = flops_per_char(_shape(hidden, vocab_size)) // 2
     seen = _budget(steps, minutes, batch * seq, speed, ref / (2 * params))
-    if steps is None and not gpu and not given.get("batch_size") and batch == 64:
-        # a timed CPU budget of few steps buys more from twice the updates than from twice
+    timed = minutes is not None and speed and (steps is None or seen < steps * batch * seq)
+    if timed and not gpu and not given.get("batch_size") and seen < FEW_STEPS * batch * seq:
+        # a CPU's minutes that hold few steps buy more from twice the updates than from twice
         # the rows (docs/quality.md, table F; the cpu preset's 5 minutes: 1,885 steps of 64
-        # rows 1.4394, 3,918 of 32 rows 1.4308); 3,000 steps of 64 rows did well (table D)
-        batch = 32 if seen < FEW_STEPS * 64 * seq else 64
+        # rows 1.4394, 3,918 of 32 rows 1.4308); ~3,000 steps of 64 rows did well (table D)
+        batch = min(batch, 32)
     epochs = seen / max(1, train_chars)
     pressure = epochs * params / max(1, train_chars)
     row = [r for r in REGULARISE if pressure >= r[0]][-1]
