@@ -36,7 +36,7 @@ CHARS_PER_PARAM = 5.0  # characters seen per parameter, at least (see 2. above)
 DATA_PARAMS = 20.0  # parameters per training character, at most
 DEFAULT_MINUTES = 10.0  # the budget when neither --max-minutes nor --max-steps is given
 EVALS = 20  # evaluations in a run, about
-FEW_STEPS = 2_400  # CPU minutes that hold fewer steps of 64 rows than this train 32 rows
+FEW_STEPS = 2_400  # CPU minutes that hold fewer steps than this train at most 32 rows a step
 EVAL_CHARS = 40_000  # held-out characters an evaluation scores, at most
 # the share of the timed step's speed a run reaches: evaluations, checkpoints, the data and the
 # start (a plain 256x2 run on an idle 2-core CPU made 72% of the steps the probe's speed allows)
