@@ -2,7 +2,7 @@
 about 50 KB, 200 KB, 1 MB and 5 MB at budgets of 1, 5 and 20 anchor-minutes.
 
 An anchor-minute is 29,000 / A minutes, A the tutorial port's chars/s (reference A of
-../shared/acceptance/reference/rnn_bench.py, LSTM, 30 s) measured at the start of this run, so
+../shared/acceptance/reference/rnn_bench.py, LSTM, 30 s) measured before each text's cells, so
 the figures travel between machines (A is 29,000 on the machine the goals were set on). Corpora:
 the first N characters of Tiny Shakespeare, and past its 1.1 MB the offline `pysrc` corpus
 (Python's own sources), each with its last 10% held out. One JSON line per cell; narrow the
@@ -52,7 +52,9 @@ def _text(size: int, folder: Path, env: dict) -> tuple[Path, str]:
     return path, name
 
 
-def _cell(text: Path, preset: str, minutes: float, env: dict, run: str) -> float:
+def _cell(text: Path, preset: str, minutes: float, env: dict, run: str) -> dict:
+    """Train one cell and score its best checkpoint on the whole held-out tail: the loss, the
+    steps made, and for auto the choice it printed."""
     subprocess.run(
         [*charrnn(), "train", "--corpus", str(text), "--val-fraction", "0.1", "--preset",
          preset, "--max-minutes", f"{minutes:.2f}", "--run", run, "--quiet"],
@@ -61,24 +63,29 @@ def _cell(text: Path, preset: str, minutes: float, env: dict, run: str) -> float
     out = subprocess.run(
         [*charrnn(), "eval", "--run", run, "--json"], env=env, check=True, capture_output=True
     ).stdout
-    return float(json.loads(out)["loss"])
+    folder = Path(env["CHARRNN_HOME"]) / "runs" / run
+    with open(folder / "metrics.jsonl", encoding="utf-8") as f:
+        steps = max(json.loads(line)["step"] for line in f if line.strip())
+    auto = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auto") or {}
+    return {"val_loss": round(float(json.loads(out)["loss"]), 4), "steps": steps,
+            "auto": auto.get("line")}  # fmt: skip
 
 
 def run() -> None:
     home = Path(scratch_home())
     env = {**os.environ, "CHARRNN_HOME": str(home)}
-    cps = anchor_cps()
-    scale = ANCHOR_CPS / cps
-    emit(bench="quality_grid", anchor_cps=round(cps), minutes_per_anchor_minute=round(scale, 3))
     sizes = _grid("GRID_SIZES", "50000,200000,1000000,5000000", int)
     budgets = _grid("GRID_BUDGETS", "1,5,20", float)
     presets = _grid("GRID_PRESETS", "auto,cpu,tutorial", str)
     for size in sizes:
         text, name = _text(size, home, env)
+        # measured again for each text: a shared machine's speed drifts over the grid's hours
+        cps = anchor_cps()
+        scale = ANCHOR_CPS / cps
+        emit(bench="quality_grid", anchor_cps=round(cps), minutes_per_anchor_minute=round(scale, 3))
         for budget in budgets:
             for preset in presets:
                 run_name = f"g-{size}-{budget:g}-{preset}".replace(".", "_")
-                loss = _cell(text, preset, budget * scale, env, run_name)
+                cell = _cell(text, preset, budget * scale, env, run_name)
                 emit(bench="quality_grid", corpus=name, chars=size, anchor_minutes=budget,
-                     minutes=round(budget * scale, 2), preset=preset,
-                     val_loss=round(loss, 4))  # fmt: skip
+                     minutes=round(budget * scale, 2), preset=preset, **cell)  # fmt: skip

@@ -36,7 +36,8 @@ CHARS_PER_PARAM = 5.0  # characters seen per parameter, at least (see 2. above)
 DATA_PARAMS = 20.0  # parameters per training character, at most
 DEFAULT_MINUTES = 10.0  # the budget when neither --max-minutes nor --max-steps is given
 EVALS = 20  # evaluations in a run, about
-FEW_STEPS = 2_400  # CPU minutes that hold fewer steps than this train at most 32 rows a step
+FEW_STEPS = 2_400  # CPU minutes that hold fewer steps than this halve the rows a step...
+MIN_ROWS = 16  # ...down to this many
 EVAL_CHARS = 40_000  # held-out characters an evaluation scores, at most
 # the share of the timed step's speed a run reaches: evaluations, checkpoints, the data and the
 # start (a plain 256x2 run on an idle 2-core CPU made 72% of the steps the probe's speed allows)
@@ -77,11 +78,13 @@ def choose(
     params = flops_per_char(_shape(hidden, vocab_size)) // 2
     seen = _budget(steps, minutes, batch * seq, speed, ref / (2 * params))
     timed = minutes is not None and speed and (steps is None or seen < steps * batch * seq)
-    if timed and not gpu and not given.get("batch_size") and seen < FEW_STEPS * batch * seq:
-        # a CPU's minutes that hold few steps buy more from twice the updates than from twice
-        # the rows (docs/quality.md, table F; the cpu preset's 5 minutes: 1,885 steps of 64
-        # rows 1.4394, 3,918 of 32 rows 1.4308); ~3,000 steps of 64 rows did well (table D)
-        batch = min(batch, 32)
+    shrink = timed and not gpu and not given.get("batch_size")
+    # a CPU trains about as many characters a second at 16 rows as at 64, so where its minutes
+    # hold few steps, halving the rows doubles the updates for nothing (docs/quality.md, table
+    # F: the whole text at 6.5M characters, 1.4369 at 32 rows, 1.4224 at 16); ~3,000 steps of
+    # 64 rows did well (table D)
+    while shrink and batch > MIN_ROWS and seen < FEW_STEPS * batch * seq:
+        batch = max(MIN_ROWS, batch // 2)
     epochs = seen / max(1, train_chars)
     pressure = epochs * params / max(1, train_chars)
     row = [r for r in REGULARISE if pressure >= r[0]][-1]
