@@ -29,6 +29,13 @@ def test_the_cpu_presets_case_gives_the_cpu_presets_model():
     # the check's whole text on an AVX2 CPU in fp32: ~1,140 planned steps of 64, ~2,290 of 32
     assert _pick(1_000_000, 6.2, speed=17_507)["batch_size"] == 16
     assert _pick(1_000_000, 0.5, speed=17_507)["batch_size"] == 16
+    # ...but never so few rows that a --max-steps beside the minutes ends the run first: 3,000
+    # steps of 16 rows hold 3.1M characters, the minutes 4.7M
+    assert _pick(1_000_000, 6.2, speed=17_507, max_steps=3_000)["batch_size"] == 32
+    # a GPU slower than the speed that marks one (e.g. a laptop's) keeps its rows: the halving
+    # is measured only on CPUs, which train as fast at 16 rows as at 64
+    slow_gpu = autosize.choose(1_000_000, 65, {"max_minutes": 0.5}, 17_507, on_cpu=False)[0]
+    assert slow_gpu["batch_size"] == 64
     assert _pick(1_000_000, 5, speed=400_000)["batch_size"] == 128
     assert _pick(1_000_000, 5, batch_size=48)["batch_size"] == 48
     assert _pick(1_000_000, 5, max_steps=500)["batch_size"] == 64  # the steps are the budget

@@ -55,12 +55,18 @@ REGULARISE = (
 
 
 def choose(
-    train_chars: int, vocab_size: int, given: dict[str, Any], speed: float | None
+    train_chars: int,
+    vocab_size: int,
+    given: dict[str, Any],
+    speed: float | None,
+    on_cpu: bool | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The options auto picks for `train_chars` training characters, and why (config.json's
     `auto`). `speed`: characters a second of the reference 256x2 step (None with a step
-    budget); `given`: the options on the command line (None: not given)."""
+    budget); `given`: the options on the command line (None: not given); `on_cpu`: whether the
+    device is a CPU (None: judged by the speed)."""
     gpu = speed is not None and speed > 200_000
+    on_cpu = not gpu if on_cpu is None else on_cpu
     batch, seq = (128, 128) if gpu else (64, 64)
     batch = int(given.get("batch_size") or max(4, min(batch, train_chars // ((seq + 1) * 8))))
     seq = int(given.get("seq_len") or seq)
@@ -78,12 +84,15 @@ def choose(
     params = flops_per_char(_shape(hidden, vocab_size)) // 2
     seen = _budget(steps, minutes, batch * seq, speed, ref / (2 * params))
     timed = minutes is not None and speed and (steps is None or seen < steps * batch * seq)
-    shrink = timed and not gpu and not given.get("batch_size")
+    shrink = timed and on_cpu and not given.get("batch_size")
     # a CPU trains about as many characters a second at 16 rows as at 64, so where its minutes
     # hold few steps, halving the rows doubles the updates for nothing (docs/quality.md, table
     # F: the whole text at 6.5M characters, 1.4369 at 32 rows, 1.4224 at 16); ~3,000 steps of
-    # 64 rows did well (table D)
+    # 64 rows did well (table D); never so few rows that a --max-steps beside the minutes
+    # would end the run before the characters it is planned for
     while shrink and batch > MIN_ROWS and seen < FEW_STEPS * batch * seq:
+        if steps is not None and steps * max(MIN_ROWS, batch // 2) * seq < seen:
+            break
         batch = max(MIN_ROWS, batch // 2)
     epochs = seen / max(1, train_chars)
     pressure = epochs * params / max(1, train_chars)
@@ -131,11 +140,12 @@ def configure(given: dict[str, Any], data: Encoded, train: TrainConfig) -> dict[
     from charrnn_cli.data.split import split
 
     train_chars = len(split(data.ids, train.val_fraction)[0])
-    speed = None
+    speed, on_cpu = None, None
     if given.get("max_steps") is None or given.get("max_minutes") is not None:
         dev = device.pick(train.device)
         speed = measure_speed(dev, device.resolve_precision(train.precision, dev), len(data.vocab))
-    options, why = choose(train_chars, len(data.vocab), given, speed)
+        on_cpu = dev.type == "cpu"
+    options, why = choose(train_chars, len(data.vocab), given, speed, on_cpu)
     merged = {**options, **{k: v for k, v in given.items() if v is not None}}
     return {"options": merged, "auto": {"line": summary(options, why), **why, "chose": options}}
 
