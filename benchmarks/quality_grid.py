@@ -54,19 +54,25 @@ def _text(size: int, folder: Path, env: dict) -> tuple[Path, str]:
 
 def _cell(text: Path, preset: str, minutes: float, env: dict, run: str) -> dict:
     """Train one cell and score its best checkpoint on the whole held-out tail: the loss, the
-    steps made, and for auto the choice it printed."""
-    subprocess.run(
+    steps made, and for auto the choice it printed; a cell that fails says why, and the grid
+    goes on to the next."""
+    trained = subprocess.run(
         [*charrnn(), "train", "--corpus", str(text), "--val-fraction", "0.1", "--preset",
          preset, "--max-minutes", f"{minutes:.2f}", "--run", run, "--quiet"],
-        env=env, check=True, stdout=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    out = subprocess.run(
-        [*charrnn(), "eval", "--run", run, "--json"], env=env, check=True, capture_output=True
-    ).stdout
-    folder = Path(env["CHARRNN_HOME"]) / "runs" / run
-    with open(folder / "metrics.jsonl", encoding="utf-8") as f:
-        steps = max(json.loads(line)["step"] for line in f if line.strip())
-    auto = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auto") or {}
+    if trained.returncode:
+        return {"error": (trained.stderr.strip().splitlines() or ["no message"])[-1]}
+    try:
+        out = subprocess.run(
+            [*charrnn(), "eval", "--run", run, "--json"], env=env, check=True, capture_output=True
+        ).stdout
+        folder = Path(env["CHARRNN_HOME"]) / "runs" / run
+        with open(folder / "metrics.jsonl", encoding="utf-8") as f:
+            steps = max(json.loads(line)["step"] for line in f if line.strip())
+        auto = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auto") or {}
+    except (subprocess.CalledProcessError, OSError, ValueError, KeyError) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
     return {"val_loss": round(float(json.loads(out)["loss"]), 4), "steps": steps,
             "auto": auto.get("line")}  # fmt: skip
 
